@@ -1,0 +1,167 @@
+"""Settings, loaded once from ``pymager.ini`` and passed in. Errors name the section, key and value."""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from pymager.domain import Size
+
+CONFIG_ENV = "PYMAGER_CONFIG"
+DEFAULT_CONFIG = "pymager.ini"
+
+_T = TypeVar("_T")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used. The message is one line naming the key and the value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything pymager reads from its configuration file."""
+
+    data_directory: Path
+    database_url: str
+    allowed_sizes: frozenset[Size]
+    max_dimension: int = 4096
+    max_upload_bytes: int = 50 * 1024 * 1024
+    jpeg_quality: int = 85
+    cache_control_original: str = "public, max-age=86400"
+    cache_control_derived: str = "public, max-age=86400"
+    generation_timeout: float = 60.0
+    wait_timeout: float = 30.0
+    host: str = "127.0.0.1"
+    port: int = 8000
+    thread_pool: int = 16
+    socket_timeout: float = 10.0
+
+    @classmethod
+    def for_directory(cls, data_directory: Path, **overrides: object) -> Settings:
+        """Defaults for a data directory (SQLite inside it); used by tests and tools."""
+        values: dict[str, object] = {
+            "data_directory": data_directory,
+            "database_url": default_database_url(data_directory),
+            "allowed_sizes": frozenset(),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def size_allowed(self, size: Size) -> bool:
+        """Whether a derived size may be produced: within ``max_dimension`` and, when
+        ``allowed_sizes`` is set, one of them."""
+        if size.width > self.max_dimension or size.height > self.max_dimension:
+            return False
+        return not self.allowed_sizes or size in self.allowed_sizes
+
+
+def default_database_url(data_directory: Path) -> str:
+    return f"sqlite:///{data_directory / 'pymager.sqlite3'}"
+
+
+def config_path(explicit: str | None = None, environ: Mapping[str, str] = os.environ) -> Path:
+    """The configuration file to read: ``explicit``, else ``$PYMAGER_CONFIG``, else ``./pymager.ini``."""
+    return Path(explicit or environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _quality(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 100:
+        raise ValueError("must be between 1 and 100")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be between 0 and 65535")
+    return value
+
+
+def _sizes(text: str) -> frozenset[Size]:
+    return frozenset(Size.parse(part) for part in text.split(",") if part.strip())
+
+
+def _text(text: str) -> str:
+    return text
+
+
+# section → key → (parser, Settings field)
+_SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
+    "pymager": {
+        "data_directory": _text,
+        "database_url": _text,
+        "allowed_sizes": _sizes,
+        "max_dimension": _positive_int,
+        "max_upload_bytes": _positive_int,
+        "jpeg_quality": _quality,
+        "cache_control_original": _text,
+        "cache_control_derived": _text,
+        "generation_timeout": _positive_float,
+        "wait_timeout": _positive_float,
+    },
+    "server": {
+        "host": _text,
+        "port": _port,
+        "thread_pool": _positive_int,
+        "socket_timeout": _positive_float,
+    },
+}
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate a configuration file. Relative ``data_directory`` is resolved against the
+    file's directory. Raise ``ConfigError`` with one line naming what is wrong."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {str(path)!r}: {exc.strerror}") from None
+    except configparser.Error as exc:
+        first_line = str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: malformed configuration: {first_line}") from None
+
+    values: dict[str, object] = {}
+    for section in parser.sections():
+        keys = _SCHEMA.get(section)
+        if keys is None:
+            raise ConfigError(f"{path}: unknown section [{section}]; known: {', '.join(_SCHEMA)}")
+        for key, raw in parser.items(section):
+            parse = keys.get(key)
+            if parse is None:
+                raise ConfigError(f"{path}: unknown key {key!r} in [{section}]")
+            values[key] = _parse(path, section, key, raw.strip(), parse)
+
+    base = path.resolve().parent
+    data_directory = Path(str(values.pop("data_directory", "data")) or "data").expanduser()
+    if not data_directory.is_absolute():
+        data_directory = base / data_directory
+    database_url = str(values.pop("database_url", "")) or default_database_url(data_directory)
+    values.setdefault("allowed_sizes", frozenset())
+    return Settings(data_directory=data_directory, database_url=database_url, **values)  # type: ignore[arg-type]
+
+
+def _parse(path: Path, section: str, key: str, raw: str, parse: Callable[[str], _T]) -> _T:
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: [{section}] {key} = {raw!r} is invalid: {exc}") from None

@@ -1,0 +1,203 @@
+"""Value objects of pymager: identifiers, sizes, formats and derived-image specs.
+
+Pure Python: nothing here imports a framework, a database or an imaging library.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO
+
+from pymager.errors import InvalidDerivedSpec, InvalidImageId, UnknownFormat
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# The id may itself contain '-', so the size is the *last* "-<W>x<H>" before the extension.
+_DERIVED_PATTERN = re.compile(
+    r"(?P<id>[A-Za-z0-9_-]{1,128})-(?P<width>[0-9]{1,9})x(?P<height>[0-9]{1,9})\.(?P<ext>[A-Za-z0-9]{1,8})"
+)
+
+
+class ImageId(str):
+    """An image identifier chosen by the client: ``[A-Za-z0-9_-]{1,128}``.
+
+    Only a validated ``ImageId`` is ever used to build a path.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value: str) -> ImageId:
+        if not isinstance(value, str) or _ID_PATTERN.fullmatch(value) is None:
+            raise InvalidImageId(value if isinstance(value, str) else repr(value))
+        return super().__new__(cls, value)
+
+
+class ImageFormat(enum.Enum):
+    """The formats pymager accepts as originals and produces as derived images."""
+
+    JPEG = "JPEG"
+    PNG = "PNG"
+    GIF = "GIF"
+    WEBP = "WEBP"
+
+    @property
+    def mime_type(self) -> str:
+        return _MIME_TYPES[self]
+
+    @property
+    def extension(self) -> str:
+        """The canonical file extension (``jpg`` for JPEG)."""
+        return _CANONICAL_EXTENSIONS[self]
+
+    @classmethod
+    def from_extension(cls, extension: str) -> ImageFormat:
+        """Map a URL extension (``jpg``, ``jpeg``, ``png``, ``gif``, ``webp``) to a format."""
+        try:
+            return _EXTENSIONS[extension]
+        except KeyError:
+            raise UnknownFormat(extension) from None
+
+
+_MIME_TYPES = {
+    ImageFormat.JPEG: "image/jpeg",
+    ImageFormat.PNG: "image/png",
+    ImageFormat.GIF: "image/gif",
+    ImageFormat.WEBP: "image/webp",
+}
+_CANONICAL_EXTENSIONS = {
+    ImageFormat.JPEG: "jpg",
+    ImageFormat.PNG: "png",
+    ImageFormat.GIF: "gif",
+    ImageFormat.WEBP: "webp",
+}
+_EXTENSIONS = {
+    "jpg": ImageFormat.JPEG,
+    "jpeg": ImageFormat.JPEG,
+    "png": ImageFormat.PNG,
+    "gif": ImageFormat.GIF,
+    "webp": ImageFormat.WEBP,
+}
+
+
+@dataclass(frozen=True, order=True)
+class Size:
+    """A width × height in pixels, both at least 1."""
+
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.height < 1:
+            raise ValueError(f"size must be at least 1x1, got {self.width}x{self.height}")
+
+    @classmethod
+    def parse(cls, text: str) -> Size:
+        """Parse ``"<W>x<H>"`` (surrounding whitespace allowed)."""
+        match = re.fullmatch(r"\s*([0-9]{1,9})x([0-9]{1,9})\s*", text)
+        if match is None:
+            raise ValueError(f"expected <width>x<height>, got {text!r}")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+@dataclass(frozen=True)
+class DerivedSpec:
+    """What a derived URL asks for: ``<id>-<W>x<H>.<ext>``."""
+
+    image_id: ImageId
+    size: Size
+    format: ImageFormat
+
+    @classmethod
+    def parse(cls, segment: str) -> DerivedSpec:
+        """Parse a derived URL segment.
+
+        Raises ``InvalidDerivedSpec`` when the segment does not match the grammar (404: there is no such
+        resource) and ``UnknownFormat`` when only the extension is unknown (400).
+        """
+        match = _DERIVED_PATTERN.fullmatch(segment)
+        if match is None:
+            raise InvalidDerivedSpec(segment)
+        width, height = int(match.group("width")), int(match.group("height"))
+        if width < 1 or height < 1:
+            raise InvalidDerivedSpec(segment)
+        image_format = ImageFormat.from_extension(match.group("ext"))
+        return cls(ImageId(match.group("id")), Size(width, height), image_format)
+
+    @property
+    def key(self) -> str:
+        """The canonical name of this derived image (``<id>-<W>x<H>.<ext>``, canonical extension)."""
+        return f"{self.image_id}-{self.size}.{self.format.extension}"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the image processor learns from a file's header and a full decode."""
+
+    format: ImageFormat
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Original:
+    """A stored original as the registry records it."""
+
+    image_id: ImageId
+    format: ImageFormat
+    width: int
+    height: int
+    bytes: int
+    checksum: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file opened for serving, and how to describe it over HTTP. Whoever receives it closes
+    ``file``; it stays readable even if the path is removed meanwhile."""
+
+    file: BinaryIO
+    content_type: str
+    size: int
+    modified: datetime
+    etag: str
+
+
+class OriginalStatus(enum.Enum):
+    """Lifecycle of an original's row. ``DELETING`` rows are invisible to readers and block re-uploads
+    until their files are gone, so a crash mid-delete can never let a new upload inherit old files."""
+
+    READY = "ready"
+    DELETING = "deleting"
+
+
+class DerivedStatus(enum.Enum):
+    """Lifecycle of a derived image's row: claimed (``PENDING``, with an owner) then ``READY``."""
+
+    PENDING = "pending"
+    READY = "ready"
+
+
+@dataclass(frozen=True)
+class OriginalRecord:
+    """An original's row in the registry."""
+
+    original: Original
+    status: OriginalStatus
+
+
+@dataclass(frozen=True)
+class DerivedRecord:
+    """A derived image's row in the registry."""
+
+    spec: DerivedSpec
+    status: DerivedStatus
+    owner: str
+    claimed_at: datetime
+    bytes: int | None
+    checksum: str | None

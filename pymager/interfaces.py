@@ -1,0 +1,191 @@
+"""The ports of pymager. The service depends on these; adapters implement them (``@implementer``) and
+tests prove each implementation with ``verifyObject``."""
+
+# ruff: noqa: N805  (zope interface methods are declared without ``self``)
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from types import TracebackType
+from typing import BinaryIO
+
+from zope.interface import Attribute, Interface
+
+from pymager.domain import (
+    DerivedRecord,
+    DerivedSpec,
+    ImageFormat,
+    ImageId,
+    ImageInfo,
+    Original,
+    OriginalRecord,
+    OriginalStatus,
+    Size,
+    StoredFile,
+)
+
+
+class IOriginalRepository(Interface):
+    """Rows of originals, inside one unit of work. Never commits."""
+
+    def get(image_id: ImageId) -> OriginalRecord | None:
+        """Return the ``OriginalRecord`` for ``image_id``, or ``None``."""
+
+    def lock(image_id: ImageId) -> OriginalRecord | None:
+        """Like ``get``, but hold the row against concurrent writers until the unit of work ends
+        (``SELECT … FOR UPDATE``; on SQLite the writer transaction already serialises writers)."""
+
+    def add(original: Original) -> bool:
+        """Insert a ready original. Return ``False`` (inserting nothing) when the id already has a row,
+        in any status; never raises for that conflict."""
+
+    def set_status(image_id: ImageId, status: OriginalStatus) -> None:
+        """Set the ``OriginalStatus`` of an existing row."""
+
+    def remove(image_id: ImageId) -> None:
+        """Delete the original's row and every derived row of it."""
+
+
+class IDerivedRepository(Interface):
+    """Rows of derived images, inside one unit of work. Never commits."""
+
+    def get(spec: DerivedSpec) -> DerivedRecord | None:
+        """Return the ``DerivedRecord`` for ``spec``, or ``None``."""
+
+    def claim(spec: DerivedSpec, owner: str, now: datetime) -> bool:
+        """Insert a ``PENDING`` row owned by ``owner``. Return ``False`` (inserting nothing) when a row
+        for ``spec`` exists already (``INSERT … ON CONFLICT DO NOTHING``)."""
+
+    def take_over(spec: DerivedSpec, expected_owner: str, owner: str, now: datetime) -> bool:
+        """Compare-and-set: make the row ``PENDING`` and owned by ``owner`` only if it is still owned
+        by ``expected_owner``. Return whether it was taken."""
+
+    def mark_ready(spec: DerivedSpec, owner: str, size_bytes: int, checksum: str, now: datetime) -> bool:
+        """Mark the row ``READY`` if ``owner`` still owns it. Return whether it did."""
+
+    def release(spec: DerivedSpec, owner: str) -> None:
+        """Delete the row if ``owner`` still owns it and it is ``PENDING`` (a failed generation)."""
+
+
+class IUnitOfWork(Interface):
+    """One database transaction. A context manager that rolls back unless ``commit`` was called."""
+
+    originals = Attribute("IOriginalRepository bound to this transaction")
+    derived = Attribute("IDerivedRepository bound to this transaction")
+
+    def __enter__() -> IUnitOfWork:
+        """Begin the transaction; return the unit of work."""
+
+    def __exit__(
+        exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """Roll back unless committed; close the transaction."""
+
+    def commit() -> None:
+        """Commit the transaction."""
+
+
+class IRegistry(Interface):
+    """The SQL registry of images: a source of units of work."""
+
+    def unit_of_work(write: bool = False) -> IUnitOfWork:
+        """Return a new ``IUnitOfWork``. ``write=True`` begins a writer transaction at once (SQLite:
+        ``BEGIN IMMEDIATE``), so that read-then-write sequences cannot deadlock on lock upgrades."""
+
+    def ping() -> None:
+        """Raise ``ServiceUnavailable`` unless the database answers and its schema is current."""
+
+
+class IStagedFile(Interface):
+    """A temporary file beside its final path, published atomically or discarded."""
+
+    file = Attribute("binary file object open for writing")
+    path = Attribute("the temporary file's path")
+
+    def digest() -> tuple[int, str]:
+        """Flush and return the size in bytes and the SHA-256 (hex) of what was written so far."""
+
+    def publish() -> None:
+        """Flush, fsync, rename into the final path (replacing it), fsync the directory."""
+
+    def discard() -> None:
+        """Close and remove the temporary file. Safe to call after ``publish`` (then a no-op)."""
+
+
+class IBlobStore(Interface):
+    """Files of originals and derived images under the data directory."""
+
+    def original_path(image_id: ImageId) -> str:
+        """The final path of an original (``originals/<id>``)."""
+
+    def derived_path(spec: DerivedSpec) -> str:
+        """The final path of a derived image, computable from its URL alone
+        (``derived/<id>/<W>x<H>.<ext>``)."""
+
+    def stage_original(image_id: ImageId) -> IStagedFile:
+        """Return an ``IStagedFile`` that will publish to ``original_path(image_id)``."""
+
+    def stage_derived(spec: DerivedSpec) -> IStagedFile:
+        """Return an ``IStagedFile`` that will publish to ``derived_path(spec)``."""
+
+    def open(path: str, content_type: str) -> StoredFile | None:
+        """Open the file at ``path`` for reading and describe it (size, modification time, a strong
+        ETag from its identity); ``None`` if there is no file there. The caller closes ``file``."""
+
+    def exists(path: str) -> bool:
+        """Whether a published file is at ``path``."""
+
+    def delete_image(image_id: ImageId) -> None:
+        """Remove an original's file and every derived file of it. Missing files are not an error."""
+
+    def check() -> None:
+        """Raise ``ServiceUnavailable`` unless the data directory is usable for writing."""
+
+
+class IImageProcessor(Interface):
+    """Decoding, checking and transforming images."""
+
+    def identify(path: str) -> ImageInfo:
+        """Return the ``ImageInfo`` of the file at ``path`` after decoding it completely.
+
+        Raise ``UnsupportedImage`` when it is not an image in an accepted format (without handing it to
+        any other decoder) and ``CorruptImage`` when it is an accepted format that fails to decode."""
+
+    def derive(source: BinaryIO, size: Size, image_format: ImageFormat, out: BinaryIO) -> None:
+        """Write to the binary file ``out`` the original read from ``source`` with its EXIF orientation
+        applied, scaled to cover ``size`` and centre-cropped to exactly it, encoded as ``image_format``
+        with no metadata but the colour profile."""
+
+
+class IImageService(Interface):
+    """What the web layer may ask of pymager. Arguments are raw strings from the request; the service
+    validates them."""
+
+    def save_original(image_id: str, open_upload: Callable[[], BinaryIO]) -> Original:
+        """Store an upload as original ``image_id``; return the ``Original``. ``open_upload`` returns
+        the uploaded stream (raising ``BadUpload`` for a malformed request); it is called only once the
+        id is known to be valid and free, so a rejected upload is never read."""
+
+    def original_file(image_id: str) -> StoredFile:
+        """Return the ``StoredFile`` of an original."""
+
+    def delete_original(image_id: str) -> None:
+        """Delete an original and everything derived from it."""
+
+    def derived_file(segment: str) -> StoredFile:
+        """Return the ``StoredFile`` for a derived URL segment, generating it on first request."""
+
+    def health() -> dict[str, str]:
+        """Return a dict of component → ``"ok"``; raise ``ServiceUnavailable`` when one is unusable."""
+
+
+__all__ = [
+    "IBlobStore",
+    "IDerivedRepository",
+    "IImageProcessor",
+    "IImageService",
+    "IOriginalRepository",
+    "IRegistry",
+    "IStagedFile",
+    "IUnitOfWork",
+]

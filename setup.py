@@ -1,0 +1,34 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="pymager",
+    version="1.0.0",
+    description="A RESTful image storage service with a database-backed registry of derived images",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["pymager", "pymager.*"]),
+    py_modules=["pymager_standalone"],
+    install_requires=[
+        "CherryPy>=18.10,<19",
+        "SQLAlchemy>=2.0,<3",
+        "alembic>=1.16,<2",
+        "Pillow>=11,<14",
+        "zope.interface>=6",
+        "psycopg2-binary>=2.9,<3",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "requests>=2.31",
+            "hypothesis>=6",
+            "mypy>=1.10",
+            "mypy-zope>=1.0",
+            "ruff>=0.6",
+            "import-linter>=2.0",
+        ],
+    },
+    entry_points={"console_scripts": ["pymager=pymager_standalone:main"]},
+)
