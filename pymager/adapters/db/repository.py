@@ -1,0 +1,198 @@
+"""Repositories of originals and derived images over one SQLAlchemy ``Session``. They never commit:
+the unit of work that owns the session does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, CursorResult, Executable, and_, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from zope.interface import implementer
+
+from pymager.adapters.db.models import DerivedRow, OriginalRow
+from pymager.domain import (
+    DerivedRecord,
+    DerivedSpec,
+    DerivedStatus,
+    ImageFormat,
+    ImageId,
+    Original,
+    OriginalRecord,
+    OriginalStatus,
+    Size,
+)
+from pymager.interfaces import IDerivedRepository, IOriginalRepository
+
+
+def _insert_ignoring_conflicts(session: Session, row_class: type[Any], values: dict[str, Any]) -> bool:
+    """``INSERT … ON CONFLICT DO NOTHING`` in the session's dialect; return whether a row was inserted."""
+    dialect = session.get_bind().dialect.name
+    statement: postgresql.Insert | sqlite.Insert
+    if dialect == "postgresql":
+        statement = postgresql.insert(row_class).values(values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(row_class).values(values).on_conflict_do_nothing()
+    else:
+        raise NotImplementedError(f"the registry does not support the {dialect!r} dialect")
+    return _rowcount(session, statement) == 1
+
+
+def _rowcount(session: Session, statement: Executable) -> int:
+    """The number of rows an INSERT, UPDATE or DELETE matched."""
+    result = cast("CursorResult[Any]", session.execute(statement))
+    return result.rowcount
+
+
+def _original_record(row: OriginalRow) -> OriginalRecord:
+    original = Original(
+        image_id=ImageId(row.id),
+        format=ImageFormat(row.format),
+        width=row.width,
+        height=row.height,
+        bytes=row.bytes,
+        checksum=row.checksum,
+        created=row.created_at,
+    )
+    return OriginalRecord(original=original, status=OriginalStatus(row.status))
+
+
+def _derived_record(row: DerivedRow) -> DerivedRecord:
+    spec = DerivedSpec(ImageId(row.original_id), Size(row.width, row.height), ImageFormat(row.format))
+    return DerivedRecord(
+        spec=spec,
+        status=DerivedStatus(row.status),
+        owner=row.owner,
+        claimed_at=row.claimed_at,
+        bytes=row.bytes,
+        checksum=row.checksum,
+    )
+
+
+@implementer(IOriginalRepository)
+class SqlOriginalRepository:
+    """Rows of ``originals`` inside the session's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, image_id: ImageId) -> OriginalRecord | None:
+        return self._select(image_id, for_update=False)
+
+    def lock(self, image_id: ImageId) -> OriginalRecord | None:
+        return self._select(image_id, for_update=True)
+
+    def add(self, original: Original) -> bool:
+        values = {
+            "id": str(original.image_id),
+            "status": OriginalStatus.READY.value,
+            "format": original.format.value,
+            "width": original.width,
+            "height": original.height,
+            "bytes": original.bytes,
+            "checksum": original.checksum,
+            "created_at": original.created,
+            "updated_at": original.created,
+        }
+        return _insert_ignoring_conflicts(self._session, OriginalRow, values)
+
+    def set_status(self, image_id: ImageId, status: OriginalStatus) -> None:
+        statement = (
+            update(OriginalRow)
+            .where(OriginalRow.id == str(image_id))
+            .values(status=status.value, updated_at=datetime.now(UTC))
+            .execution_options(synchronize_session=False)
+        )
+        self._session.execute(statement)
+
+    def remove(self, image_id: ImageId) -> None:
+        for statement in (
+            delete(DerivedRow).where(DerivedRow.original_id == str(image_id)),
+            delete(OriginalRow).where(OriginalRow.id == str(image_id)),
+        ):
+            self._session.execute(statement.execution_options(synchronize_session=False))
+
+    def _select(self, image_id: ImageId, *, for_update: bool) -> OriginalRecord | None:
+        statement = (
+            select(OriginalRow)
+            .where(OriginalRow.id == str(image_id))
+            .execution_options(populate_existing=True)
+        )
+        if for_update:
+            statement = statement.with_for_update()
+        row = self._session.scalars(statement).one_or_none()
+        return None if row is None else _original_record(row)
+
+
+@implementer(IDerivedRepository)
+class SqlDerivedRepository:
+    """Rows of ``derived`` inside the session's transaction. Ownership changes are single
+    compare-and-set statements on ``owner``."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, spec: DerivedSpec) -> DerivedRecord | None:
+        statement = select(DerivedRow).where(_is(spec)).execution_options(populate_existing=True)
+        row = self._session.scalars(statement).one_or_none()
+        return None if row is None else _derived_record(row)
+
+    def claim(self, spec: DerivedSpec, owner: str, now: datetime) -> bool:
+        values = {
+            "original_id": str(spec.image_id),
+            "width": spec.size.width,
+            "height": spec.size.height,
+            "format": spec.format.value,
+            "status": DerivedStatus.PENDING.value,
+            "owner": owner,
+            "claimed_at": now,
+            "bytes": None,
+            "checksum": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        return _insert_ignoring_conflicts(self._session, DerivedRow, values)
+
+    def take_over(self, spec: DerivedSpec, expected_owner: str, owner: str, now: datetime) -> bool:
+        return self._update(
+            and_(_is(spec), DerivedRow.owner == expected_owner),
+            status=DerivedStatus.PENDING.value,
+            owner=owner,
+            claimed_at=now,
+            bytes=None,
+            checksum=None,
+            updated_at=now,
+        )
+
+    def mark_ready(
+        self, spec: DerivedSpec, owner: str, size_bytes: int, checksum: str, now: datetime
+    ) -> bool:
+        return self._update(
+            and_(_is(spec), DerivedRow.owner == owner),
+            status=DerivedStatus.READY.value,
+            bytes=size_bytes,
+            checksum=checksum,
+            updated_at=now,
+        )
+
+    def release(self, spec: DerivedSpec, owner: str) -> None:
+        statement = delete(DerivedRow).where(
+            _is(spec), DerivedRow.owner == owner, DerivedRow.status == DerivedStatus.PENDING.value
+        )
+        self._session.execute(statement.execution_options(synchronize_session=False))
+
+    def _update(self, condition: ColumnElement[bool], **values: Any) -> bool:
+        statement = (
+            update(DerivedRow).where(condition).values(**values).execution_options(synchronize_session=False)
+        )
+        return _rowcount(self._session, statement) == 1
+
+
+def _is(spec: DerivedSpec) -> ColumnElement[bool]:
+    return and_(
+        DerivedRow.original_id == str(spec.image_id),
+        DerivedRow.width == spec.size.width,
+        DerivedRow.height == spec.size.height,
+        DerivedRow.format == spec.format.value,
+    )

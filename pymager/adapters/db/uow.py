@@ -1,0 +1,203 @@
+"""Engines, the unit of work and the registry over SQLAlchemy.
+
+SQLite: the driver's own transaction handling is disabled and a "begin" event emits ``BEGIN`` (readers)
+or ``BEGIN IMMEDIATE`` (writers: the write lock is taken at once, so read-then-write sequences never fail
+upgrading a shared lock). PostgreSQL: ordinary transactions, bounded by statement and lock timeouts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from zope.interface import implementer
+
+from pymager.adapters.db.migrate import current_revision, head_revision
+from pymager.adapters.db.repository import SqlDerivedRepository, SqlOriginalRepository
+from pymager.errors import ServiceUnavailable
+from pymager.interfaces import IRegistry, IUnitOfWork
+
+logger = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+POSTGRES_TIMEOUT_MS = 10_000
+RETRY_AFTER = 5
+_WRITE_OPTION = "pymager_write"
+
+
+def make_engine(url: str, *, sqlite_foreign_keys: bool = True) -> Engine:
+    """An engine for ``url`` (SQLite or PostgreSQL/psycopg2) set up as the registry needs.
+
+    ``sqlite_foreign_keys=False`` is for migrations only: SQLite batch migrations copy and drop tables,
+    and with foreign keys on, dropping ``originals`` would cascade-delete every derived row.
+    """
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, foreign_keys=sqlite_foreign_keys)
+    if backend == "postgresql":
+        return create_engine(
+            url,
+            pool_size=10,
+            max_overflow=10,
+            pool_timeout=10,
+            pool_pre_ping=True,
+            connect_args={
+                "connect_timeout": 5,
+                "options": f"-c statement_timeout={POSTGRES_TIMEOUT_MS}"
+                f" -c lock_timeout={POSTGRES_TIMEOUT_MS}",
+            },
+        )
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql+psycopg2://")
+
+
+def _sqlite_engine(url: str, *, foreign_keys: bool) -> Engine:
+    engine = create_engine(url, pool_size=10, max_overflow=10, pool_timeout=10)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Hand transaction control to SQLAlchemy: the "begin" listener below emits BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(_WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _is_unavailable(error: BaseException) -> bool:
+    if isinstance(error, exc.OperationalError | exc.InterfaceError | exc.TimeoutError):
+        return True
+    if isinstance(error, exc.DisconnectionError):
+        return True
+    return isinstance(error, exc.DBAPIError) and error.connection_invalidated
+
+
+def _unavailable(error: BaseException) -> ServiceUnavailable:
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    detail = lines[0] if lines else type(error).__name__
+    return ServiceUnavailable(f"the image registry is unavailable: {detail}", retry_after=RETRY_AFTER)
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Turn the database being unreachable, locked or timing out into ``ServiceUnavailable``."""
+    try:
+        yield
+    except exc.SQLAlchemyError as error:
+        if _is_unavailable(error):
+            raise _unavailable(error) from error
+        raise
+
+
+@implementer(IUnitOfWork)
+class SqlUnitOfWork:
+    """One transaction: ``with registry.unit_of_work(write=True) as uow: …; uow.commit()``."""
+
+    originals: SqlOriginalRepository
+    derived: SqlDerivedRepository
+
+    def __init__(self, session_factory: sessionmaker[Session], *, write: bool) -> None:
+        self._session_factory = session_factory
+        self._write = write
+        self._session: Session | None = None
+        self._committed = False
+
+    def __enter__(self) -> SqlUnitOfWork:
+        if self._session is not None:
+            raise RuntimeError("a unit of work cannot be entered twice")
+        session = self._session_factory()
+        self._session = session
+        self._committed = False
+        self.originals = SqlOriginalRepository(session)
+        self.derived = SqlDerivedRepository(session)
+        try:
+            with _translated():
+                # Connect and BEGIN now, so a writer holds the write lock before its first read.
+                session.connection(execution_options={_WRITE_OPTION: self._write})
+        except BaseException:
+            self._close(rollback=True, failing=True)
+            raise
+        return self
+
+    def commit(self) -> None:
+        if self._session is None:
+            raise RuntimeError("commit() outside of the unit of work's with-block")
+        with _translated():
+            self._session.commit()
+        self._committed = True
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._close(rollback=not self._committed, failing=exc is not None)
+        if exc is not None and _is_unavailable(exc):
+            raise _unavailable(exc) from exc
+
+    def _close(self, *, rollback: bool, failing: bool) -> None:
+        session, self._session = self._session, None
+        if session is None:
+            return
+        try:
+            with _translated():
+                if rollback:
+                    session.rollback()
+                session.close()
+        except Exception:
+            if not failing:
+                raise
+            # The body already failed; its error is the one to report.
+            logger.warning("closing a failed unit of work failed too", exc_info=True)
+
+
+@implementer(IRegistry)
+class SqlRegistry:
+    """The image registry over an engine made by ``make_engine``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._session_factory = sessionmaker(engine, expire_on_commit=False)
+        self._head: str | None = None
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def unit_of_work(self, write: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self._session_factory, write=write)
+
+    def ping(self) -> None:
+        with _translated():
+            with self._engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            current = current_revision(self._engine)
+        if self._head is None:
+            self._head = head_revision()
+        if current != self._head:
+            raise ServiceUnavailable(
+                f"database schema is at revision {current or 'none'}, expected {self._head}: "
+                "run `pymager_standalone.py --migrate`",
+                retry_after=RETRY_AFTER,
+            )
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
