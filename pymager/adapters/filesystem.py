@@ -1,0 +1,167 @@
+"""Originals and derived images as files under the data directory, published atomically.
+
+Layout (a front web server can compute a derived path from its URL alone)::
+
+    <data>/originals/<id>
+    <data>/derived/<id>/<W>x<H>.<ext>
+    .tmp-*   temporary files, always beside their final path, never served
+
+A staged file is written to a temporary file in the target's directory, fsynced, renamed over the
+final path with ``os.replace`` and the directory fsynced, so a reader sees the old file, the new file or
+none, never part of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from zope.interface import implementer
+
+from pymager.domain import DerivedSpec, ImageId, StoredFile
+from pymager.errors import ServiceUnavailable
+from pymager.interfaces import IBlobStore, IStagedFile
+
+log = logging.getLogger(__name__)
+
+TEMP_PREFIX = ".tmp-"
+_TRASH_PREFIX = ".trash-"
+_FILE_MODE = 0o644
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@implementer(IStagedFile)
+class StagedFile:
+    """A temporary file beside ``final_path``; ``publish`` moves it into place atomically."""
+
+    def __init__(self, final_path: Path) -> None:
+        final_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=final_path.parent)
+        os.fchmod(fd, _FILE_MODE)
+        self.file: BinaryIO = os.fdopen(fd, "w+b")
+        self.path = temp_path
+        self._final_path = final_path
+        self._done = False
+
+    def digest(self) -> tuple[int, str]:
+        self.file.flush()
+        sha256 = hashlib.sha256()
+        size = 0
+        with open(self.path, "rb") as reader:
+            for chunk in iter(lambda: reader.read(1 << 20), b""):
+                sha256.update(chunk)
+                size += len(chunk)
+        return size, sha256.hexdigest()
+
+    def publish(self) -> None:
+        if self._done:
+            raise RuntimeError(f"{self.path} was already published or discarded")
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.path, self._final_path)
+        self._done = True
+        _fsync_directory(self._final_path.parent)
+
+    def discard(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self.file.close()
+        with contextlib.suppress(FileNotFoundError):  # a concurrent delete removed its directory
+            os.unlink(self.path)
+
+
+@implementer(IBlobStore)
+class FileBlobStore:
+    """Files under one data directory (which may be shared by several processes and hosts)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.originals = root / "originals"
+        self.derived = root / "derived"
+
+    def prepare(self) -> None:
+        """Create the directory layout; raise ``ServiceUnavailable`` if it cannot be written."""
+        for directory in (self.originals, self.derived):
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ServiceUnavailable(f"cannot create {directory}: {exc.strerror}") from None
+        self.check()
+
+    def original_path(self, image_id: ImageId) -> str:
+        return str(self.originals / ImageId(image_id))
+
+    def derived_path(self, spec: DerivedSpec) -> str:
+        return str(self._derived_directory(spec.image_id) / f"{spec.size}.{spec.format.extension}")
+
+    def stage_original(self, image_id: ImageId) -> StagedFile:
+        return StagedFile(Path(self.original_path(image_id)))
+
+    def stage_derived(self, spec: DerivedSpec) -> StagedFile:
+        return StagedFile(Path(self.derived_path(spec)))
+
+    def open(self, path: str, content_type: str) -> StoredFile | None:
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - the caller closes it after serving
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        st = os.fstat(handle.fileno())
+        return StoredFile(
+            file=handle,
+            content_type=content_type,
+            size=st.st_size,
+            modified=datetime.fromtimestamp(st.st_mtime, UTC),
+            etag=f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"',
+        )
+
+    def exists(self, path: str) -> bool:
+        return os.path.isfile(path)
+
+    def delete_image(self, image_id: ImageId) -> None:
+        # Renaming the derived directory away first makes every derived file of the id disappear at
+        # once for readers (and a front server), however long the removal of the files takes.
+        directory = self._derived_directory(image_id)
+        trash = self.derived / f"{_TRASH_PREFIX}{uuid.uuid4().hex}"
+        try:
+            os.replace(directory, trash)
+        except FileNotFoundError:
+            pass
+        else:
+            shutil.rmtree(trash, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.original_path(image_id))
+
+    def check(self) -> None:
+        for directory in (self.originals, self.derived):
+            if not (directory.is_dir() and os.access(directory, os.W_OK | os.X_OK)):
+                raise ServiceUnavailable(f"the data directory {directory} is missing or not writable")
+
+    def temporary_files(self) -> Iterator[Path]:
+        """Temporary and trash entries left behind (by a crash) anywhere under the data directory."""
+        for directory in (self.originals, self.derived):
+            if not directory.is_dir():
+                continue
+            for path in directory.rglob(".*"):
+                if path.name.startswith((TEMP_PREFIX, _TRASH_PREFIX)):
+                    yield path
+
+    def _derived_directory(self, image_id: ImageId) -> Path:
+        return self.derived / ImageId(image_id)

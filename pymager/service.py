@@ -1,0 +1,259 @@
+"""ImageService: the operations of pymager over its ports (registry, blob store, image processor).
+
+Consistency protocol (see README, "Design"):
+- Upload: stream to a staged file, decode it completely, then in ONE writer transaction insert the row
+  (``ON CONFLICT DO NOTHING``: exactly one concurrent upload of an id wins) and publish the file before
+  committing. Bad input never creates a row or leaves a file.
+- Delete: mark the row ``DELETING`` (readers see 404, re-uploads 409), remove the files, delete the
+  rows. A crash in between leaves a ``DELETING`` row that a retried DELETE (or the repair) completes.
+- Derive: a file at the derived path is served without touching the registry. On a miss, one thread
+  per process leads (single flight); it claims the derived row in the registry (one claim wins across
+  processes and hosts), renders to a staged file and publishes it while holding the original's row
+  lock, so a concurrent delete can never leave a derived file of a deleted or replaced original.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import BinaryIO
+
+from zope.interface import implementer
+
+from pymager.config import Settings
+from pymager.domain import (
+    DerivedSpec,
+    DerivedStatus,
+    ImageId,
+    Original,
+    OriginalRecord,
+    OriginalStatus,
+    StoredFile,
+)
+from pymager.errors import (
+    ImageAlreadyExists,
+    ImageNotFound,
+    ServiceUnavailable,
+    SizeNotAllowed,
+    UploadTooLarge,
+)
+from pymager.interfaces import IBlobStore, IImageProcessor, IImageService, IRegistry
+from pymager.singleflight import FlightTimeout, SingleFlight
+
+log = logging.getLogger(__name__)
+
+_COPY_CHUNK = 1 << 20
+_POLL_FIRST, _POLL_MAX = 0.005, 0.25
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@implementer(IImageService)
+class ImageService:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: IRegistry,
+        blobs: IBlobStore,
+        processor: IImageProcessor,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._settings = settings
+        self._registry = registry
+        self._blobs = blobs
+        self._processor = processor
+        self._clock = clock
+        self._flights: SingleFlight[None] = SingleFlight()
+        self._owner_prefix = f"{socket.gethostname()[:40]}:{os.getpid()}"
+
+    # -- originals -------------------------------------------------------------------------------
+
+    def save_original(self, image_id: str, open_upload: Callable[[], BinaryIO]) -> Original:
+        valid_id = ImageId(image_id)
+        with self._registry.unit_of_work() as uow:
+            if uow.originals.get(valid_id) is not None:
+                raise ImageAlreadyExists(valid_id)
+        upload = open_upload()
+        staged = self._blobs.stage_original(valid_id)
+        try:
+            self._copy_limited(upload, staged.file)
+            size, checksum = staged.digest()  # also flushes, so the processor reads every byte
+            info = self._processor.identify(staged.path)
+            original = Original(valid_id, info.format, info.width, info.height, size, checksum, self._clock())
+            with self._registry.unit_of_work(write=True) as uow:
+                if not uow.originals.add(original):
+                    raise ImageAlreadyExists(valid_id)
+                staged.publish()
+                uow.commit()
+        finally:
+            staged.discard()
+        log.info(
+            "stored original %s (%s %dx%d, %d bytes)",
+            valid_id,
+            info.format.value,
+            info.width,
+            info.height,
+            size,
+        )
+        return original
+
+    def original_file(self, image_id: str) -> StoredFile:
+        valid_id = ImageId(image_id)
+        record = self._ready_original(valid_id)
+        original = record.original
+        stored = self._blobs.open(self._blobs.original_path(valid_id), original.format.mime_type)
+        if stored is None:
+            log.error("registry lists original %s but its file is missing", valid_id)
+            raise ImageNotFound(valid_id)
+        return replace(stored, etag=f'"{original.checksum}"')
+
+    def delete_original(self, image_id: str) -> None:
+        valid_id = ImageId(image_id)
+        with self._registry.unit_of_work(write=True) as uow:
+            record = uow.originals.lock(valid_id)
+            if record is None:
+                raise ImageNotFound(valid_id)
+            # A DELETING row is a delete that crashed half-way (or runs concurrently): finish it.
+            uow.originals.set_status(valid_id, OriginalStatus.DELETING)
+            uow.commit()
+        self._blobs.delete_image(valid_id)
+        with self._registry.unit_of_work(write=True) as uow:
+            uow.originals.remove(valid_id)
+            uow.commit()
+        log.info("deleted original %s and its derived images", valid_id)
+
+    # -- derived ---------------------------------------------------------------------------------
+
+    def derived_file(self, segment: str) -> StoredFile:
+        spec = DerivedSpec.parse(segment)
+        if not self._settings.size_allowed(spec.size):
+            raise SizeNotAllowed(f"size {spec.size} is not allowed on this server")
+        path = self._blobs.derived_path(spec)
+        stored = self._blobs.open(path, spec.format.mime_type)
+        if stored is not None:
+            return stored
+        try:
+            self._flights.run(spec.key, lambda: self._produce(spec), self._settings.wait_timeout)
+        except FlightTimeout:
+            raise self._still_generating(spec) from None
+        stored = self._blobs.open(path, spec.format.mime_type)
+        if stored is None:  # deleted between generation and now
+            raise ImageNotFound(spec.image_id)
+        return stored
+
+    def _produce(self, spec: DerivedSpec) -> None:
+        """Make sure the derived file exists, generating it here if this process wins the claim."""
+        deadline = time.monotonic() + self._settings.wait_timeout
+        delay = _POLL_FIRST
+        owner = f"{self._owner_prefix}:{uuid.uuid4().hex[:16]}"
+        while True:
+            claimed, original = self._claim(spec, owner)
+            if claimed:
+                self._render(spec, original, owner)
+                return
+            if self._blobs.exists(self._blobs.derived_path(spec)):
+                return
+            # Another process holds a live claim: wait for its file, with a bounded backoff.
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._still_generating(spec)
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, _POLL_MAX)
+
+    def _claim(self, spec: DerivedSpec, owner: str) -> tuple[bool, Original]:
+        now = self._clock()
+        stale_before = now - timedelta(seconds=self._settings.generation_timeout)
+        with self._registry.unit_of_work(write=True) as uow:
+            record = uow.originals.get(spec.image_id)
+            if record is None or record.status is not OriginalStatus.READY:
+                raise ImageNotFound(spec.image_id)
+            derived = uow.derived.get(spec)
+            if derived is None:
+                claimed = uow.derived.claim(spec, owner, now)
+            elif derived.status is DerivedStatus.READY:
+                # Ready in the registry yet missing on disk (we only get here on a miss): regenerate.
+                exists = self._blobs.exists(self._blobs.derived_path(spec))
+                claimed = not exists and uow.derived.take_over(spec, derived.owner, owner, now)
+            elif derived.claimed_at < stale_before:
+                log.warning("taking over stale claim on %s from %s", spec.key, derived.owner)
+                claimed = uow.derived.take_over(spec, derived.owner, owner, now)
+            else:
+                claimed = False
+            uow.commit()
+        return claimed, record.original
+
+    def _render(self, spec: DerivedSpec, original: Original, owner: str) -> None:
+        staged = self._blobs.stage_derived(spec)
+        try:
+            started = time.perf_counter()
+            # Opened, the original stays readable even if a concurrent DELETE unlinks it meanwhile.
+            source = self._blobs.open(self._blobs.original_path(spec.image_id), original.format.mime_type)
+            if source is None:
+                raise ImageNotFound(spec.image_id)
+            with source.file:
+                self._processor.derive(source.file, spec.size, spec.format, staged.file)
+            size, checksum = staged.digest()
+            with self._registry.unit_of_work(write=True) as uow:
+                current = uow.originals.lock(spec.image_id)
+                still_current = (
+                    current is not None
+                    and current.status is OriginalStatus.READY
+                    and current.original.checksum == original.checksum
+                )
+                if not (still_current and uow.derived.mark_ready(spec, owner, size, checksum, self._clock())):
+                    raise ImageNotFound(spec.image_id)
+                staged.publish()
+                uow.commit()
+            log.info("generated %s in %.0f ms", spec.key, (time.perf_counter() - started) * 1000)
+        except BaseException:
+            self._release(spec, owner)
+            raise
+        finally:
+            staged.discard()
+
+    def _release(self, spec: DerivedSpec, owner: str) -> None:
+        try:
+            with self._registry.unit_of_work(write=True) as uow:
+                uow.derived.release(spec, owner)
+                uow.commit()
+        except ServiceUnavailable:
+            log.warning("could not release claim on %s; it expires after generation_timeout", spec.key)
+
+    def _still_generating(self, spec: DerivedSpec) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            f"{spec.key} is still being generated; retry shortly",
+            retry_after=max(1, round(self._settings.wait_timeout / 10)),
+        )
+
+    # -- health ----------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, str]:
+        self._registry.ping()
+        self._blobs.check()
+        return {"registry": "ok", "storage": "ok"}
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _ready_original(self, image_id: ImageId) -> OriginalRecord:
+        with self._registry.unit_of_work() as uow:
+            record: OriginalRecord | None = uow.originals.get(image_id)
+        if record is None or record.status is not OriginalStatus.READY:
+            raise ImageNotFound(image_id)
+        return record
+
+    def _copy_limited(self, upload: BinaryIO, out: BinaryIO) -> None:
+        limit = self._settings.max_upload_bytes
+        copied = 0
+        while chunk := upload.read(_COPY_CHUNK):
+            copied += len(chunk)
+            if copied > limit:
+                raise UploadTooLarge(f"the upload exceeds max_upload_bytes ({limit} bytes)")
+            out.write(chunk)

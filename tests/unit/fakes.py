@@ -1,0 +1,276 @@
+"""In-memory fakes of pymager's ports, for testing the service alone. Each is verified against its
+zope interface in test_fakes.py, like the real adapters are in the integration tests."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import BinaryIO
+
+from zope.interface import implementer
+
+from pymager.domain import (
+    DerivedRecord,
+    DerivedSpec,
+    DerivedStatus,
+    ImageFormat,
+    ImageId,
+    ImageInfo,
+    Original,
+    OriginalRecord,
+    OriginalStatus,
+    Size,
+    StoredFile,
+)
+from pymager.errors import CorruptImage, ServiceUnavailable, UnsupportedImage
+from pymager.interfaces import (
+    IBlobStore,
+    IDerivedRepository,
+    IImageProcessor,
+    IOriginalRepository,
+    IRegistry,
+    IStagedFile,
+    IUnitOfWork,
+)
+
+_SpecKey = tuple[str, int, int, str]
+
+
+def _key(spec: DerivedSpec) -> _SpecKey:
+    return (spec.image_id, spec.size.width, spec.size.height, spec.format.value)
+
+
+@dataclass
+class _Tables:
+    originals: dict[str, OriginalRecord] = field(default_factory=dict)
+    derived: dict[_SpecKey, DerivedRecord] = field(default_factory=dict)
+
+
+@implementer(IOriginalRepository)
+class FakeOriginalRepository:
+    def __init__(self, tables: _Tables) -> None:
+        self._tables = tables
+
+    def get(self, image_id: ImageId) -> OriginalRecord | None:
+        return self._tables.originals.get(image_id)
+
+    def lock(self, image_id: ImageId) -> OriginalRecord | None:
+        return self.get(image_id)
+
+    def add(self, original: Original) -> bool:
+        if original.image_id in self._tables.originals:
+            return False
+        self._tables.originals[original.image_id] = OriginalRecord(original, OriginalStatus.READY)
+        return True
+
+    def set_status(self, image_id: ImageId, status: OriginalStatus) -> None:
+        self._tables.originals[image_id] = replace(self._tables.originals[image_id], status=status)
+
+    def remove(self, image_id: ImageId) -> None:
+        self._tables.originals.pop(image_id, None)
+        for key in [key for key in self._tables.derived if key[0] == image_id]:
+            del self._tables.derived[key]
+
+
+@implementer(IDerivedRepository)
+class FakeDerivedRepository:
+    def __init__(self, tables: _Tables) -> None:
+        self._tables = tables
+
+    def get(self, spec: DerivedSpec) -> DerivedRecord | None:
+        return self._tables.derived.get(_key(spec))
+
+    def claim(self, spec: DerivedSpec, owner: str, now: datetime) -> bool:
+        if _key(spec) in self._tables.derived:
+            return False
+        self._tables.derived[_key(spec)] = DerivedRecord(spec, DerivedStatus.PENDING, owner, now, None, None)
+        return True
+
+    def take_over(self, spec: DerivedSpec, expected_owner: str, owner: str, now: datetime) -> bool:
+        record = self.get(spec)
+        if record is None or record.owner != expected_owner:
+            return False
+        self._tables.derived[_key(spec)] = replace(
+            record, status=DerivedStatus.PENDING, owner=owner, claimed_at=now
+        )
+        return True
+
+    def mark_ready(
+        self, spec: DerivedSpec, owner: str, size_bytes: int, checksum: str, now: datetime
+    ) -> bool:
+        record = self.get(spec)
+        if record is None or record.owner != owner:
+            return False
+        self._tables.derived[_key(spec)] = replace(
+            record, status=DerivedStatus.READY, bytes=size_bytes, checksum=checksum
+        )
+        return True
+
+    def release(self, spec: DerivedSpec, owner: str) -> None:
+        record = self.get(spec)
+        if record is not None and record.owner == owner and record.status is DerivedStatus.PENDING:
+            del self._tables.derived[_key(spec)]
+
+
+@implementer(IUnitOfWork)
+class FakeUnitOfWork:
+    """Works on a copy of the tables; ``commit`` publishes it. Writers are serialised, like SQLite's
+    ``BEGIN IMMEDIATE``."""
+
+    def __init__(self, registry: FakeRegistry, write: bool) -> None:
+        self._registry = registry
+        self._write = write
+        self._tables = _Tables()
+        self.originals = FakeOriginalRepository(self._tables)
+        self.derived = FakeDerivedRepository(self._tables)
+
+    def __enter__(self) -> FakeUnitOfWork:
+        if self._registry.down:
+            raise ServiceUnavailable("the image registry is unavailable: fake outage")
+        if self._write:
+            self._registry.writer_lock.acquire()
+        with self._registry.state_lock:
+            snapshot = copy.deepcopy(self._registry.tables)
+        self._tables.originals.update(snapshot.originals)
+        self._tables.derived.update(snapshot.derived)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if self._write:
+            self._registry.writer_lock.release()
+
+    def commit(self) -> None:
+        with self._registry.state_lock:
+            self._registry.tables = copy.deepcopy(self._tables)
+        self._registry.commits += 1
+
+
+@implementer(IRegistry)
+class FakeRegistry:
+    def __init__(self) -> None:
+        self.tables = _Tables()
+        self.state_lock = threading.Lock()
+        self.writer_lock = threading.RLock()
+        self.down = False
+        self.commits = 0
+
+    def unit_of_work(self, write: bool = False) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self, write)
+
+    def ping(self) -> None:
+        if self.down:
+            raise ServiceUnavailable("the image registry is unavailable: fake outage")
+
+
+@implementer(IStagedFile)
+class FakeStagedFile:
+    def __init__(self, store: FakeBlobStore, final_path: str) -> None:
+        self._store = store
+        self._final_path = final_path
+        self.file: BinaryIO = io.BytesIO()
+        self.path = f"{final_path}.tmp-{id(self)}"
+        self._done = False
+        store.temporary[self.path] = self
+
+    def digest(self) -> tuple[int, str]:
+        data = self.file.getvalue()  # type: ignore[attr-defined]
+        return len(data), hashlib.sha256(data).hexdigest()
+
+    def publish(self) -> None:
+        assert not self._done
+        self._store.files[self._final_path] = self.file.getvalue()  # type: ignore[attr-defined]
+        self._finish()
+
+    def discard(self) -> None:
+        if not self._done:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._done = True
+        self._store.temporary.pop(self.path, None)
+
+
+@implementer(IBlobStore)
+class FakeBlobStore:
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.temporary: dict[str, FakeStagedFile] = {}
+        self.writable = True
+
+    def original_path(self, image_id: ImageId) -> str:
+        return f"originals/{image_id}"
+
+    def derived_path(self, spec: DerivedSpec) -> str:
+        return f"derived/{spec.image_id}/{spec.size}.{spec.format.extension}"
+
+    def stage_original(self, image_id: ImageId) -> FakeStagedFile:
+        return FakeStagedFile(self, self.original_path(image_id))
+
+    def stage_derived(self, spec: DerivedSpec) -> FakeStagedFile:
+        return FakeStagedFile(self, self.derived_path(spec))
+
+    def open(self, path: str, content_type: str) -> StoredFile | None:
+        data = self.files.get(path)
+        if data is None:
+            return None
+        etag = f'"{hashlib.sha256(data).hexdigest()[:16]}"'
+        return StoredFile(io.BytesIO(data), content_type, len(data), datetime(2026, 1, 1, tzinfo=UTC), etag)
+
+    def exists(self, path: str) -> bool:
+        return path in self.files
+
+    def read_temporary(self, path: str) -> bytes:
+        return self.temporary[path].file.getvalue()  # type: ignore[attr-defined]
+
+    def delete_image(self, image_id: ImageId) -> None:
+        for path in [
+            p for p in self.files if p == f"originals/{image_id}" or p.startswith(f"derived/{image_id}/")
+        ]:
+            del self.files[path]
+
+    def check(self) -> None:
+        if not self.writable:
+            raise ServiceUnavailable("the data directory is not writable")
+
+
+def fake_image(image_format: ImageFormat = ImageFormat.JPEG, width: int = 40, height: int = 30) -> bytes:
+    """Bytes that FakeProcessor identifies as an image."""
+    return f"IMG:{image_format.value}:{width}x{height}:".encode() + b"pixels"
+
+
+@implementer(IImageProcessor)
+class FakeProcessor:
+    """Identifies ``fake_image`` bytes; ``b"CORRUPT"`` is a corrupt image, anything else no image.
+    ``gate``, when set, holds every ``derive`` until it is set (for concurrency tests)."""
+
+    def __init__(self, blobs: FakeBlobStore) -> None:
+        self._blobs = blobs
+        self.derive_calls: list[tuple[Size, ImageFormat]] = []
+        self.gate: threading.Event | None = None
+        self.started = threading.Event()
+        self._lock = threading.Lock()
+
+    def identify(self, path: str) -> ImageInfo:
+        data = self._blobs.read_temporary(path)
+        if data.startswith(b"CORRUPT"):
+            raise CorruptImage("the JPEG data is corrupt or truncated: fake")
+        parts = data.split(b":")
+        if len(parts) < 4 or parts[0] != b"IMG":
+            raise UnsupportedImage("not an image in an accepted format (JPEG, PNG, GIF, WebP)")
+        width, height = (int(n) for n in parts[2].split(b"x"))
+        return ImageInfo(ImageFormat(parts[1].decode()), width, height)
+
+    def derive(self, source: BinaryIO, size: Size, image_format: ImageFormat, out: BinaryIO) -> None:
+        with self._lock:
+            self.derive_calls.append((size, image_format))
+        self.started.set()
+        if self.gate is not None:
+            assert self.gate.wait(10), "test gate never opened"
+        out.write(f"DERIVED:{size}:{image_format.value}:".encode() + source.read())

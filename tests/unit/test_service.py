@@ -1,0 +1,372 @@
+"""ImageService against in-memory fakes: the rules of pymager, without a database or Pillow."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+import pytest
+
+from pymager.config import Settings
+from pymager.domain import DerivedSpec, DerivedStatus, ImageFormat, ImageId, OriginalStatus, Size
+from pymager.errors import (
+    BadUpload,
+    CorruptImage,
+    ImageAlreadyExists,
+    ImageNotFound,
+    InvalidDerivedSpec,
+    InvalidImageId,
+    ServiceUnavailable,
+    SizeNotAllowed,
+    UnknownFormat,
+    UnsupportedImage,
+    UploadTooLarge,
+)
+from pymager.service import ImageService
+from tests.unit.fakes import FakeBlobStore, FakeProcessor, FakeRegistry, fake_image
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+class World:
+    def __init__(self, **overrides: object) -> None:
+        self.registry = FakeRegistry()
+        self.blobs = FakeBlobStore()
+        self.processor = FakeProcessor(self.blobs)
+        self.settings = Settings.for_directory(Path("/nonexistent"), **overrides)
+        self.now = NOW
+        self.service = ImageService(
+            self.settings, self.registry, self.blobs, self.processor, lambda: self.now
+        )
+
+    def upload(self, image_id: str, data: bytes) -> None:
+        self.service.save_original(image_id, lambda: io.BytesIO(data))
+
+    def leaves_nothing(self, image_id: str) -> bool:
+        return (
+            image_id not in self.registry.tables.originals
+            and not any(image_id in path for path in self.blobs.files)
+            and not self.blobs.temporary
+        )
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def _never_called() -> BinaryIO:
+    raise AssertionError("the upload body was read")
+
+
+def test_upload_stores_original_and_describes_it(world: World) -> None:
+    data = fake_image(ImageFormat.PNG, 640, 480)
+    original = world.service.save_original("sample", lambda: io.BytesIO(data))
+    assert (original.image_id, original.format, original.width, original.height) == (
+        "sample",
+        ImageFormat.PNG,
+        640,
+        480,
+    )
+    assert original.bytes == len(data)
+    assert original.created == NOW
+    assert world.blobs.files["originals/sample"] == data
+    assert world.registry.tables.originals["sample"].status is OriginalStatus.READY
+    assert not world.blobs.temporary
+
+
+def test_upload_rejects_duplicate_id_without_reading_the_body(world: World) -> None:
+    world.upload("sample", fake_image())
+    with pytest.raises(ImageAlreadyExists):
+        world.service.save_original("sample", _never_called)
+    assert world.blobs.files["originals/sample"] == fake_image()
+
+
+@pytest.mark.parametrize("bad_id", ["", "a/b", "../etc", "x" * 129, "sp ace", "dot.jpg", "é"])
+def test_upload_rejects_invalid_id_without_reading_the_body(world: World, bad_id: str) -> None:
+    with pytest.raises(InvalidImageId):
+        world.service.save_original(bad_id, _never_called)
+    assert not world.blobs.files
+    assert not world.blobs.temporary
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [(b"<html>not an image</html>", UnsupportedImage), (b"CORRUPT", CorruptImage)],
+)
+def test_upload_of_bad_image_is_rejected_and_leaves_nothing(
+    world: World, data: bytes, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        world.upload("bad", data)
+    assert world.leaves_nothing("bad")
+
+
+def test_upload_over_the_limit_is_rejected_and_leaves_nothing() -> None:
+    world = World(max_upload_bytes=100)
+    with pytest.raises(UploadTooLarge):
+        world.upload("big", fake_image() + b"x" * 200)
+    assert world.leaves_nothing("big")
+
+
+def test_upload_with_malformed_request_leaves_nothing(world: World) -> None:
+    def malformed() -> BinaryIO:
+        raise BadUpload("the multipart body has no field named 'file'")
+
+    with pytest.raises(BadUpload):
+        world.service.save_original("sample", malformed)
+    assert world.leaves_nothing("sample")
+
+
+def test_concurrent_uploads_of_one_id_store_exactly_one(world: World) -> None:
+    barrier = threading.Barrier(20)
+    outcomes: list[str] = []
+
+    def upload(n: int) -> None:
+        barrier.wait()
+        try:
+            world.upload("race", fake_image(width=10 + n))
+            outcomes.append("created")
+        except ImageAlreadyExists:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["conflict"] * 19 + ["created"]
+    stored = world.registry.tables.originals["race"].original
+    assert world.blobs.files["originals/race"] == fake_image(width=stored.width)
+    assert not world.blobs.temporary
+
+
+def test_original_file_serves_exact_bytes_with_checksum_etag(world: World) -> None:
+    world.upload("sample", fake_image(ImageFormat.GIF))
+    stored = world.service.original_file("sample")
+    assert stored.file.read() == fake_image(ImageFormat.GIF)
+    assert stored.content_type == "image/gif"
+    assert stored.etag == f'"{world.registry.tables.originals["sample"].original.checksum}"'
+
+
+def test_original_file_of_unknown_id_is_not_found(world: World) -> None:
+    with pytest.raises(ImageNotFound):
+        world.service.original_file("missing")
+
+
+def test_delete_removes_original_and_every_derived_image(world: World) -> None:
+    world.upload("sample", fake_image())
+    world.service.derived_file("sample-10x10.png")
+    world.service.derived_file("sample-20x20.jpg")
+    world.service.delete_original("sample")
+    assert world.blobs.files == {}
+    assert world.registry.tables.originals == {}
+    assert world.registry.tables.derived == {}
+    with pytest.raises(ImageNotFound):
+        world.service.original_file("sample")
+
+
+def test_delete_of_unknown_id_is_not_found(world: World) -> None:
+    with pytest.raises(ImageNotFound):
+        world.service.delete_original("missing")
+
+
+def test_a_half_done_delete_hides_the_image_blocks_reupload_and_is_completed_by_a_retry(world: World) -> None:
+    world.upload("sample", fake_image())
+    world.service.derived_file("sample-10x10.png")
+    # As if a DELETE crashed after marking the row, before removing the files.
+    with world.registry.unit_of_work(write=True) as uow:
+        uow.originals.set_status(ImageId("sample"), OriginalStatus.DELETING)
+        uow.commit()
+    with pytest.raises(ImageNotFound):
+        world.service.original_file("sample")
+    with pytest.raises(ImageAlreadyExists):
+        world.upload("sample", fake_image(ImageFormat.PNG))
+    world.service.delete_original("sample")
+    assert world.blobs.files == {}
+    assert world.registry.tables.originals == {}
+
+
+def test_derived_is_generated_once_then_served_from_disk(world: World) -> None:
+    world.upload("sample", fake_image())
+    first = world.service.derived_file("sample-100x50.webp").file.read()
+    second = world.service.derived_file("sample-100x50.webp").file.read()
+    assert first == second == b"DERIVED:100x50:WEBP:" + fake_image()
+    assert len(world.processor.derive_calls) == 1
+    record = world.registry.tables.derived[("sample", 100, 50, "WEBP")]
+    assert record.status is DerivedStatus.READY
+    assert record.bytes == len(first)
+
+
+def test_derived_jpeg_and_jpg_are_the_same_image(world: World) -> None:
+    world.upload("sample", fake_image())
+    jpg = world.service.derived_file("sample-10x10.jpg")
+    jpeg = world.service.derived_file("sample-10x10.jpeg")
+    assert jpg.file.read() == jpeg.file.read()
+    assert jpg.content_type == "image/jpeg"
+    assert len(world.processor.derive_calls) == 1
+
+
+def test_derived_size_outside_allowed_sizes_is_forbidden_before_existence_is_checked() -> None:
+    world = World(allowed_sizes=frozenset({Size(100, 100)}))
+    with pytest.raises(SizeNotAllowed):
+        world.service.derived_file("missing-200x200.jpg")
+    world.upload("sample", fake_image())
+    assert world.service.derived_file("sample-100x100.jpg").size > 0
+
+
+def test_derived_size_over_max_dimension_is_forbidden(world: World) -> None:
+    world.upload("sample", fake_image())
+    with pytest.raises(SizeNotAllowed):
+        world.service.derived_file("sample-4097x10.jpg")
+    assert world.processor.derive_calls == []
+
+
+@pytest.mark.parametrize(
+    ("segment", "error"),
+    [
+        ("sample-10x10.bmp", UnknownFormat),
+        ("sample-10x10.JPG", UnknownFormat),
+        ("sample.jpg", InvalidDerivedSpec),
+        ("sample-10x.jpg", InvalidDerivedSpec),
+        ("sample-0x10.jpg", InvalidDerivedSpec),
+        ("sample-10x10", InvalidDerivedSpec),
+        ("../sample-10x10.jpg", InvalidDerivedSpec),
+        ("missing-10x10.jpg", ImageNotFound),
+    ],
+)
+def test_derived_segment_errors(world: World, segment: str, error: type[Exception]) -> None:
+    world.upload("sample", fake_image())
+    with pytest.raises(error):
+        world.service.derived_file(segment)
+    assert world.processor.derive_calls == []
+
+
+def test_concurrent_requests_for_a_cold_derived_image_generate_it_once(world: World) -> None:
+    world.upload("sample", fake_image())
+    world.processor.gate = threading.Event()
+    bodies: list[bytes] = []
+    lock = threading.Lock()
+
+    def fetch() -> None:
+        body = world.service.derived_file("sample-30x30.png").file.read()
+        with lock:
+            bodies.append(body)
+
+    threads = [threading.Thread(target=fetch) for _ in range(30)]
+    for thread in threads:
+        thread.start()
+    assert world.processor.started.wait(5)
+    world.processor.gate.set()
+    for thread in threads:
+        thread.join()
+    assert len(world.processor.derive_calls) == 1
+    assert len(bodies) == 30
+    assert len(set(bodies)) == 1
+
+
+def test_a_live_claim_elsewhere_makes_the_request_wait_then_answer_503() -> None:
+    world = World(wait_timeout=0.05, generation_timeout=60)
+    world.upload("sample", fake_image())
+    spec = DerivedSpec.parse("sample-10x10.png")
+    with world.registry.unit_of_work(write=True) as uow:
+        assert uow.derived.claim(spec, "other-host:1:abc", NOW)
+        uow.commit()
+    with pytest.raises(ServiceUnavailable) as raised:
+        world.service.derived_file("sample-10x10.png")
+    assert raised.value.retry_after >= 1
+    assert world.processor.derive_calls == []
+
+
+def test_a_stale_claim_is_taken_over_and_generated_once(world: World) -> None:
+    world.upload("sample", fake_image())
+    spec = DerivedSpec.parse("sample-10x10.png")
+    with world.registry.unit_of_work(write=True) as uow:
+        assert uow.derived.claim(spec, "dead-host:1:abc", NOW - timedelta(seconds=61))
+        uow.commit()
+    assert world.service.derived_file("sample-10x10.png").size > 0
+    assert len(world.processor.derive_calls) == 1
+    record = world.registry.tables.derived[("sample", 10, 10, "PNG")]
+    assert record.status is DerivedStatus.READY
+    assert record.owner != "dead-host:1:abc"
+
+
+def test_a_ready_row_whose_file_vanished_is_regenerated(world: World) -> None:
+    world.upload("sample", fake_image())
+    world.service.derived_file("sample-10x10.png")
+    del world.blobs.files["derived/sample/10x10.png"]
+    assert world.service.derived_file("sample-10x10.png").size > 0
+    assert len(world.processor.derive_calls) == 2
+
+
+def test_a_failed_generation_releases_its_claim(world: World) -> None:
+    world.upload("sample", fake_image())
+
+    def explode(*_args: object) -> None:
+        raise CorruptImage("the JPEG data is corrupt or truncated: boom")
+
+    world.processor.derive = explode  # type: ignore[method-assign]
+    with pytest.raises(CorruptImage):
+        world.service.derived_file("sample-10x10.png")
+    assert world.registry.tables.derived == {}
+    assert not world.blobs.temporary
+
+
+def test_a_delete_during_generation_leaves_no_derived_file_or_row(world: World) -> None:
+    world.upload("sample", fake_image())
+    world.processor.gate = threading.Event()
+    errors: list[Exception] = []
+
+    def fetch() -> None:
+        try:
+            world.service.derived_file("sample-10x10.png")
+        except ImageNotFound as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=fetch)
+    thread.start()
+    assert world.processor.started.wait(5)
+    world.service.delete_original("sample")
+    world.processor.gate.set()
+    thread.join()
+    assert len(errors) == 1
+    assert world.blobs.files == {}
+    assert world.registry.tables.derived == {}
+    assert not world.blobs.temporary
+
+
+def test_reupload_after_delete_never_serves_the_old_derived_image(world: World) -> None:
+    world.upload("sample", fake_image(ImageFormat.JPEG, 10, 10))
+    old = world.service.derived_file("sample-5x5.png").file.read()
+    world.service.delete_original("sample")
+    world.upload("sample", fake_image(ImageFormat.PNG, 20, 20))
+    new = world.service.derived_file("sample-5x5.png").file.read()
+    assert new != old
+    assert new.endswith(fake_image(ImageFormat.PNG, 20, 20))
+
+
+def test_registry_outage_is_service_unavailable_and_recovers(world: World) -> None:
+    world.upload("sample", fake_image())
+    world.registry.down = True
+    calls: list[Callable[[], object]] = [
+        lambda: world.service.original_file("sample"),
+        lambda: world.service.derived_file("sample-10x10.png"),
+        lambda: world.upload("other", fake_image()),
+        world.service.health,
+    ]
+    for call in calls:
+        with pytest.raises(ServiceUnavailable):
+            call()
+    world.registry.down = False
+    assert world.service.original_file("sample").size > 0
+    assert world.service.health() == {"registry": "ok", "storage": "ok"}
+
+
+def test_health_reports_an_unwritable_data_directory(world: World) -> None:
+    world.blobs.writable = False
+    with pytest.raises(ServiceUnavailable, match="not writable"):
+        world.service.health()
