@@ -1,0 +1,100 @@
+"""The composition root: the only module that imports adapters. Entry points import this."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cherrypy
+from cherrypy.process.plugins import SimplePlugin
+from sqlalchemy.engine import make_url
+
+from pymager.adapters.db import migrate
+from pymager.adapters.db.uow import SqlRegistry, make_engine
+from pymager.adapters.filesystem import FileBlobStore
+from pymager.adapters.pillow import PillowProcessor
+from pymager.config import ConfigError, Settings, load_settings
+from pymager.errors import ServiceUnavailable
+from pymager.service import ImageService
+from pymager.web.app import make_app
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """pymager cannot start; the message is one line saying why."""
+
+
+@dataclass(frozen=True)
+class Components:
+    service: ImageService
+    registry: SqlRegistry
+    blobs: FileBlobStore
+
+
+def _prepare_sqlite_directory(database_url: str) -> None:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
+
+
+def build(settings: Settings) -> Components:
+    """Wire the service to its adapters and check that the data directory and registry are usable."""
+    try:
+        settings.data_directory.mkdir(parents=True, exist_ok=True)
+        _prepare_sqlite_directory(settings.database_url)
+    except OSError as exc:
+        raise StartupError(f"data_directory = {str(settings.data_directory)!r}: {exc.strerror}") from None
+    blobs = FileBlobStore(settings.data_directory)
+    try:
+        blobs.prepare()
+    except ServiceUnavailable as exc:
+        raise StartupError(f"data_directory = {str(settings.data_directory)!r}: {exc.detail}") from None
+    try:
+        registry = SqlRegistry(make_engine(settings.database_url))
+    except Exception as exc:
+        raise StartupError(f"database_url = {settings.database_url!r}: {exc}") from None
+    try:
+        registry.ping()
+    except ServiceUnavailable as exc:
+        registry.dispose()
+        raise StartupError(f"database_url = {settings.database_url!r}: {exc.detail}") from None
+    processor = PillowProcessor(jpeg_quality=settings.jpeg_quality)
+    return Components(ImageService(settings, registry, blobs, processor), registry, blobs)
+
+
+def migrate_database(settings: Settings) -> str:
+    """Apply every pending migration; return the revision the database is now at."""
+    try:
+        settings.data_directory.mkdir(parents=True, exist_ok=True)
+        _prepare_sqlite_directory(settings.database_url)
+        migrate.upgrade(settings.database_url)
+    except OSError as exc:
+        raise StartupError(f"data_directory = {str(settings.data_directory)!r}: {exc.strerror}") from None
+    except Exception as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StartupError(f"database_url = {settings.database_url!r}: {first_line}") from None
+    return migrate.head_revision()
+
+
+class RegistryPlugin(SimplePlugin):  # type: ignore[misc]  # CherryPy ships no type hints
+    """Closes the registry's connection pool when the CherryPy engine stops."""
+
+    def __init__(self, bus: cherrypy.process.wspbus.Bus, registry: SqlRegistry) -> None:
+        super().__init__(bus)
+        self._registry = registry
+
+    def stop(self) -> None:
+        self._registry.dispose()
+
+
+def make_wsgi_app(ini_path: str | Path) -> cherrypy.Application:
+    """The WSGI application for a configuration file (used by ``deploy/apache/pymager.wsgi``)."""
+    try:
+        settings = load_settings(Path(ini_path))
+    except ConfigError as exc:
+        raise StartupError(str(exc)) from None
+    components = build(settings)
+    RegistryPlugin(cherrypy.engine, components.registry).subscribe()
+    return make_app(components.service, settings)

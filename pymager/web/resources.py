@@ -1,0 +1,114 @@
+"""Thin HTTP resources: parse the request, call one service method, shape the response."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable
+from typing import Any, BinaryIO, ClassVar
+
+import cherrypy
+
+from pymager.config import Settings
+from pymager.domain import Original
+from pymager.errors import BadUpload, UploadTooLarge
+from pymager.interfaces import IImageService
+from pymager.web.http import serve
+
+
+def _json(status: int, payload: dict[str, Any]) -> bytes:
+    response = cherrypy.serving.response
+    response.status = status
+    response.headers["Content-Type"] = "application/json"
+    response.headers["Cache-Control"] = "no-store"
+    return json.dumps(payload).encode("utf-8")
+
+
+def _original_json(original: Original) -> dict[str, Any]:
+    return {
+        "id": original.image_id,
+        "format": original.format.value,
+        "width": original.width,
+        "height": original.height,
+        "bytes": original.bytes,
+        "created": original.created.isoformat(),
+    }
+
+
+def read_file_field() -> BinaryIO:
+    """Parse the multipart body of the current request and return its ``file`` field as a stream.
+
+    The multipart filename is ignored. Only ever called by the service once the id is valid and free.
+    """
+    request = cherrypy.serving.request
+    content_type = request.headers.get("Content-Type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise BadUpload("send the image as multipart/form-data with a field named 'file'")
+    length = request.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > request.body.maxbytes:
+        raise UploadTooLarge(f"the request body ({length} bytes) exceeds max_upload_bytes")
+    try:
+        request.body.process()
+    except cherrypy.HTTPError:
+        raise  # 413 (too large), 411, 400 from CherryPy's own parser: already well-formed errors
+    except (ValueError, KeyError, IndexError, EOFError, UnicodeError) as exc:
+        raise BadUpload(f"malformed multipart body: {exc}") from None
+    field = request.body.params.get("file")
+    if field is None:
+        raise BadUpload("the multipart body has no field named 'file'")
+    if isinstance(field, list):
+        raise BadUpload("send exactly one field named 'file'")
+    if isinstance(field, str):  # a field sent without a filename: CherryPy decoded it as text
+        return io.BytesIO(field.encode("utf-8"))  # CherryPy tried us-ascii, then utf-8
+    if field.file is not None:
+        field.file.seek(0)
+        return field.file  # type: ignore[no-any-return]
+    return io.BytesIO(field.value if isinstance(field.value, bytes) else b"")
+
+
+@cherrypy.expose
+class OriginalResource:
+    """``/original/<id>``: upload, fetch, delete an original."""
+
+    # The body is parsed only once the id is known to be valid and free (see read_file_field).
+    _cp_config: ClassVar[dict[str, Any]] = {"request.process_request_body": False}
+
+    def __init__(self, service: IImageService, settings: Settings) -> None:
+        self._service = service
+        self._settings = settings
+
+    def GET(self, image_id: str, **_query: str) -> Iterable[bytes] | bytes:  # noqa: N802
+        return serve(self._service.original_file(image_id), self._settings.cache_control_original)
+
+    def POST(self, image_id: str, **_query: str) -> bytes:  # noqa: N802
+        original = self._service.save_original(image_id, read_file_field)
+        cherrypy.serving.response.headers["Location"] = f"/original/{original.image_id}"
+        return _json(201, _original_json(original))
+
+    def DELETE(self, image_id: str, **_query: str) -> bytes:  # noqa: N802
+        self._service.delete_original(image_id)
+        cherrypy.serving.response.status = 204
+        return b""
+
+
+@cherrypy.expose
+class DerivedResource:
+    """``/derived/<id>-<W>x<H>.<ext>``: a derived image, generated on first request."""
+
+    def __init__(self, service: IImageService, settings: Settings) -> None:
+        self._service = service
+        self._settings = settings
+
+    def GET(self, segment: str, **_query: str) -> Iterable[bytes] | bytes:  # noqa: N802
+        return serve(self._service.derived_file(segment), self._settings.cache_control_derived)
+
+
+@cherrypy.expose
+class HealthResource:
+    """``/health``: 200 when the registry and the data directory are usable, 503 otherwise."""
+
+    def __init__(self, service: IImageService) -> None:
+        self._service = service
+
+    def GET(self, **_query: str) -> bytes:  # noqa: N802
+        return _json(200, {"status": "ok", **self._service.health()})

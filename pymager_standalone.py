@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Run pymager on CherryPy's own HTTP server.
+
+    pymager_standalone.py [--config PATH] [--migrate]
+
+The configuration file is PATH, else ``$PYMAGER_CONFIG``, else ``./pymager.ini``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import cherrypy
+
+from pymager.bootstrap import RegistryPlugin, StartupError, build, migrate_database
+from pymager.config import ConfigError, Settings, config_path, load_settings
+from pymager.web.app import make_app
+
+log = logging.getLogger("pymager")
+
+
+def _server_config(settings: Settings) -> dict[str, object]:
+    return {
+        "environment": "production",
+        "engine.autoreload.on": False,
+        "log.screen": False,  # CherryPy's loggers propagate to the logging set up in main()
+        "server.socket_host": settings.host,
+        "server.socket_port": settings.port,
+        "server.thread_pool": settings.thread_pool,
+        "server.socket_timeout": settings.socket_timeout,
+        "server.socket_queue_size": 128,  # cheroot's default of 5 resets bursts of connections
+        # The application enforces max_upload_bytes with a JSON 413; cheroot's own limit answers in
+        # plain text, so it is left off.
+        "server.max_request_body_size": 0,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="pymager: a RESTful image storage service")
+    parser.add_argument("--config", help="configuration file (default: $PYMAGER_CONFIG, else ./pymager.ini)")
+    parser.add_argument("--migrate", action="store_true", help="apply database migrations, then exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    try:
+        path = config_path(args.config)
+        settings = load_settings(path)
+        if args.migrate:
+            revision = migrate_database(settings)
+            print(f"pymager: database at revision {revision} ({settings.database_url})")
+            return 0
+        components = build(settings)
+    except (ConfigError, StartupError) as exc:
+        print(f"pymager: {exc}", file=sys.stderr)
+        return 2
+
+    cherrypy.config.update(_server_config(settings))
+    cherrypy.tree.graft(make_app(components.service, settings), "")
+    RegistryPlugin(cherrypy.engine, components.registry).subscribe()
+    cherrypy.engine.signals.subscribe()
+    log.info("pymager serving %s on http://%s:%d/", settings.data_directory, settings.host, settings.port)
+    cherrypy.engine.start()
+    cherrypy.engine.block()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""A real pymager server in a subprocess on a loopback port, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from pymager.adapters.db import migrate
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP_DEADLINE = 30.0
+
+# What the shared functional server is configured with (tests refer to these limits).
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+MAX_DIMENSION = 2000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def write_config(path: Path, data_directory: Path, database_url: str, port: int, **extra: object) -> Path:
+    lines = [
+        "[pymager]",
+        f"data_directory = {data_directory}",
+        f"database_url = {database_url}",
+        f"max_upload_bytes = {MAX_UPLOAD_BYTES}",
+        f"max_dimension = {MAX_DIMENSION}",
+        *(f"{key} = {value}" for key, value in extra.items()),
+        "[server]",
+        "host = 127.0.0.1",
+        f"port = {port}",
+        "thread_pool = 32",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@dataclass
+class Server:
+    """A running server and what it stores, for tests to look behind the API."""
+
+    base_url: str
+    data_directory: Path
+    database_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    _engine: object = field(default=None, repr=False)
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def rows(self, image_id: str) -> tuple[int, int]:
+        """(originals rows, derived rows) of ``image_id`` in the registry."""
+        engine = create_engine(self.database_url, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                originals = connection.execute(
+                    text("SELECT count(*) FROM originals WHERE id = :id"), {"id": image_id}
+                ).scalar_one()
+                derived = connection.execute(
+                    text("SELECT count(*) FROM derived WHERE original_id = :id"), {"id": image_id}
+                ).scalar_one()
+        finally:
+            engine.dispose()
+        return int(originals), int(derived)
+
+    def files_of(self, image_id: str) -> list[Path]:
+        found = [self.data_directory / "originals" / image_id]
+        found += list((self.data_directory / "derived" / image_id).glob("*"))
+        return [path for path in found if path.exists()]
+
+    def temporary_files(self) -> list[Path]:
+        return [p for p in self.data_directory.rglob(".*") if p.name.startswith((".tmp-", ".trash-"))]
+
+    def leaves_nothing(self, image_id: str) -> bool:
+        return self.rows(image_id) == (0, 0) and not self.files_of(image_id) and not self.temporary_files()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_server(directory: Path, database_url: str, **extra: object) -> Server:
+    """Migrate, start ``pymager_standalone.py`` and wait (polling /health, with a deadline) until it
+    answers."""
+    directory.mkdir(parents=True, exist_ok=True)
+    data_directory = directory / "data"
+    port = free_port()
+    config = write_config(directory / "pymager.ini", data_directory, database_url, port, **extra)
+    data_directory.mkdir(exist_ok=True)
+    migrate.upgrade(database_url)
+    log_path = directory / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "pymager_standalone.py"), "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=directory,
+        )
+    server = Server(f"http://127.0.0.1:{port}", data_directory, database_url, process, log_path)
+    deadline = time.monotonic() + STARTUP_DEADLINE
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if requests.get(server.url("/health"), timeout=1).status_code == 200:
+                return server
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"server not ready after {STARTUP_DEADLINE}s:\n{log_path.read_text()}")
+        time.sleep(0.05)  # polling a starting process, bounded by the deadline above
+
+
+@pytest.fixture(
+    scope="session",
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ],
+)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    directory = tmp_path_factory.mktemp(f"server-{request.param}")
+    if request.param == "postgres":
+        make_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
+        database_url = make_database()
+    else:
+        database_url = f"sqlite:///{directory / 'registry.sqlite3'}"
+    running = start_server(directory, database_url)
+    yield running
+    running.stop()
+    log = running.log_path.read_text()
+    assert "Traceback" not in log, f"the server logged a traceback:\n{log}"
+
+
+@pytest.fixture
+def image_id() -> str:
+    """A fresh id per test, so tests sharing a server never see each other's images."""
+    return f"img-{uuid.uuid4().hex[:12]}"

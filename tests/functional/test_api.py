@@ -1,0 +1,406 @@
+"""The HTTP contract, row by row, against a real server (SQLite and PostgreSQL registries)."""
+
+from __future__ import annotations
+
+import io
+import threading
+from email.utils import format_datetime, parsedate_to_datetime
+
+import pytest
+import requests
+from PIL import Image
+
+from tests import images
+from tests.functional.conftest import MAX_DIMENSION, MAX_UPLOAD_BYTES, Server
+
+
+def upload(server: Server, image_id: str, data: bytes, field: str = "file") -> requests.Response:
+    return requests.post(
+        server.url(f"/original/{image_id}"), files={field: ("photo.jpg", data, "image/jpeg")}, timeout=30
+    )
+
+
+def assert_problem(response: requests.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "status", "detail"} <= body.keys()
+    assert "Traceback" not in response.text
+    return body  # type: ignore[no-any-return]
+
+
+# -- POST /original/<id> ---------------------------------------------------------------------------
+
+
+def test_upload_creates_original(server: Server, image_id: str) -> None:
+    data = images.jpeg(320, 200)
+    response = upload(server, image_id, data)
+    assert response.status_code == 201, response.text
+    assert response.headers["Location"] == f"/original/{image_id}"
+    body = response.json()
+    assert body["id"] == image_id
+    assert (body["format"], body["width"], body["height"], body["bytes"]) == ("JPEG", 320, 200, len(data))
+    assert body["created"]
+    assert server.rows(image_id) == (1, 0)
+
+
+def test_upload_rejects_duplicate_id_and_keeps_the_original(server: Server, image_id: str) -> None:
+    first = images.png(30, 30)
+    assert upload(server, image_id, first).status_code == 201
+    assert_problem(upload(server, image_id, images.jpeg(10, 10)), 409)
+    assert requests.get(server.url(f"/original/{image_id}"), timeout=10).content == first
+
+
+def test_upload_without_file_field_is_bad_request(server: Server, image_id: str) -> None:
+    assert_problem(upload(server, image_id, images.jpeg(), field="picture"), 400)
+    assert server.leaves_nothing(image_id)
+
+
+def test_upload_that_is_not_multipart_is_bad_request(server: Server, image_id: str) -> None:
+    response = requests.post(
+        server.url(f"/original/{image_id}"),
+        data=images.jpeg(),
+        headers={"Content-Type": "image/jpeg"},
+        timeout=10,
+    )
+    assert_problem(response, 400)
+    assert server.leaves_nothing(image_id)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data", b"--x\r\nContent-Disposition: form-data; name=file\r\n\r\nabc"),
+        ("multipart/form-data; boundary=zz", b"garbage without any boundary"),
+        ("multipart/form-data; boundary=zz", b"--zz\r\nno headers end"),
+    ],
+)
+def test_upload_with_malformed_multipart_is_bad_request(
+    server: Server, image_id: str, content_type: str, body: bytes
+) -> None:
+    response = requests.post(
+        server.url(f"/original/{image_id}"), data=body, headers={"Content-Type": content_type}, timeout=10
+    )
+    assert_problem(response, 400)
+    assert server.leaves_nothing(image_id)
+
+
+@pytest.mark.parametrize("bad_id", ["bad.id", "a%20b", "%2e%2e", "x" * 129, "%C3%A9"])
+def test_upload_with_invalid_id_is_bad_request(server: Server, bad_id: str) -> None:
+    response = requests.post(
+        server.url(f"/original/{bad_id}"), files={"file": ("a.jpg", images.jpeg())}, timeout=10
+    )
+    assert_problem(response, 400)
+    assert not server.temporary_files()
+    assert not any(p.is_file() for p in (server.data_directory / "originals").iterdir() if "bad" in p.name)
+
+
+def test_upload_over_max_upload_bytes_is_too_large(server: Server, image_id: str) -> None:
+    data = images.jpeg(64, 64) + b"\0" * (MAX_UPLOAD_BYTES + 1)
+    assert_problem(upload(server, image_id, data), 413)
+    assert server.leaves_nothing(image_id)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"just some text", b"<html><body>hi</body></html>", images.tiff(), images.bmp()],
+    ids=["text", "html", "tiff", "bmp"],
+)
+def test_upload_of_unsupported_data_is_unsupported_media_type(
+    server: Server, image_id: str, data: bytes
+) -> None:
+    assert_problem(upload(server, image_id, data), 415)
+    assert server.leaves_nothing(image_id)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [images.jpeg(200, 200)[:-400], images.png(100, 100)[:-60]],
+    ids=["jpeg", "png"],
+)
+def test_upload_of_truncated_image_is_unprocessable(server: Server, image_id: str, data: bytes) -> None:
+    assert_problem(upload(server, image_id, data), 422)
+    assert server.leaves_nothing(image_id)
+
+
+def test_concurrent_uploads_of_one_id_create_exactly_one(server: Server, image_id: str) -> None:
+    barrier = threading.Barrier(50)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def post(n: int) -> None:
+        data = images.jpeg(20 + n, 20)
+        barrier.wait()
+        status = upload(server, image_id, data).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [201] + [409] * 49
+    assert server.rows(image_id) == (1, 0)
+    assert not server.temporary_files()
+
+
+# -- GET / HEAD /original/<id> ----------------------------------------------------------------------
+
+
+def test_get_original_returns_exact_bytes_and_validators(server: Server, image_id: str) -> None:
+    data = images.webp(50, 40)
+    upload(server, image_id, data)
+    response = requests.get(server.url(f"/original/{image_id}"), timeout=10)
+    assert response.status_code == 200
+    assert response.content == data
+    assert response.headers["Content-Type"] == "image/webp"
+    assert response.headers["ETag"].startswith('"')
+    assert not response.headers["ETag"].startswith("W/")
+    assert parsedate_to_datetime(response.headers["Last-Modified"])
+    assert "max-age" in response.headers["Cache-Control"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Length"] == str(len(data))
+
+
+def test_head_original_has_headers_and_no_body(server: Server, image_id: str) -> None:
+    data = images.gif(20, 20)
+    upload(server, image_id, data)
+    response = requests.head(server.url(f"/original/{image_id}"), timeout=10)
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["Content-Type"] == "image/gif"
+    assert response.headers["Content-Length"] == str(len(data))
+
+
+def test_conditional_get_original(server: Server, image_id: str) -> None:
+    upload(server, image_id, images.jpeg())
+    url = server.url(f"/original/{image_id}")
+    first = requests.get(url, timeout=10)
+    etag, last_modified = first.headers["ETag"], first.headers["Last-Modified"]
+    not_modified = requests.get(url, headers={"If-None-Match": etag}, timeout=10)
+    assert not_modified.status_code == 304
+    assert not_modified.content == b""
+    assert not_modified.headers["ETag"] == etag
+    assert requests.get(url, headers={"If-None-Match": f'"nope", {etag}'}, timeout=10).status_code == 304
+    assert requests.get(url, headers={"If-Modified-Since": last_modified}, timeout=10).status_code == 304
+    # RFC 9110: If-None-Match takes precedence; a non-matching tag means 200 whatever the date says.
+    both = requests.get(
+        url, headers={"If-None-Match": '"other"', "If-Modified-Since": last_modified}, timeout=10
+    )
+    assert both.status_code == 200
+    assert both.content == first.content
+    old = format_datetime(parsedate_to_datetime(last_modified).replace(year=2000), usegmt=True)
+    assert requests.get(url, headers={"If-Modified-Since": old}, timeout=10).status_code == 200
+
+
+def test_range_get_original(server: Server, image_id: str) -> None:
+    data = images.png(60, 60)
+    upload(server, image_id, data)
+    url = server.url(f"/original/{image_id}")
+    partial = requests.get(url, headers={"Range": "bytes=10-19"}, timeout=10)
+    assert partial.status_code == 206
+    assert partial.content == data[10:20]
+    assert partial.headers["Content-Range"] == f"bytes 10-19/{len(data)}"
+    suffix = requests.get(url, headers={"Range": "bytes=-5"}, timeout=10)
+    assert suffix.status_code == 206
+    assert suffix.content == data[-5:]
+    stale = requests.get(url, headers={"Range": "bytes=0-4", "If-Range": '"stale"'}, timeout=10)
+    assert stale.status_code == 200
+    assert stale.content == data
+    unsatisfiable = requests.get(url, headers={"Range": f"bytes={len(data) + 10}-"}, timeout=10)
+    assert_problem(unsatisfiable, 416)
+    assert unsatisfiable.headers["Content-Range"] == f"bytes */{len(data)}"
+
+
+def test_get_unknown_original_is_not_found(server: Server, image_id: str) -> None:
+    assert_problem(requests.get(server.url(f"/original/{image_id}"), timeout=10), 404)
+    assert_problem(requests.get(server.url("/original/bad.id"), timeout=10), 400)
+
+
+# -- DELETE /original/<id> ---------------------------------------------------------------------------
+
+
+def test_delete_removes_original_and_every_derived_image(server: Server, image_id: str) -> None:
+    upload(server, image_id, images.jpeg(100, 80))
+    for segment in ("10x10.jpg", "20x30.png", "5x5.webp"):
+        assert requests.get(server.url(f"/derived/{image_id}-{segment}"), timeout=30).status_code == 200
+    assert server.rows(image_id) == (1, 3)
+    response = requests.delete(server.url(f"/original/{image_id}"), timeout=10)
+    assert response.status_code == 204
+    assert response.content == b""
+    assert server.leaves_nothing(image_id)
+    assert_problem(requests.get(server.url(f"/original/{image_id}"), timeout=10), 404)
+    assert_problem(requests.get(server.url(f"/derived/{image_id}-10x10.jpg"), timeout=10), 404)
+
+
+def test_delete_unknown_original_is_not_found(server: Server, image_id: str) -> None:
+    assert_problem(requests.delete(server.url(f"/original/{image_id}"), timeout=10), 404)
+
+
+# -- GET / HEAD /derived/<id>-<W>x<H>.<ext> ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "ext", "mime", "pil_format"),
+    [
+        ((100, 100), "jpg", "image/jpeg", "JPEG"),
+        ((120, 40), "jpeg", "image/jpeg", "JPEG"),
+        ((40, 120), "png", "image/png", "PNG"),
+        ((300, 200), "webp", "image/webp", "WEBP"),
+        ((16, 16), "gif", "image/gif", "GIF"),
+    ],
+)
+def test_derived_has_exactly_the_requested_size_and_type(
+    server: Server, image_id: str, size: tuple[int, int], ext: str, mime: str, pil_format: str
+) -> None:
+    upload(server, image_id, images.jpeg(200, 150))
+    url = server.url(f"/derived/{image_id}-{size[0]}x{size[1]}.{ext}")
+    response = requests.get(url, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == mime
+    with Image.open(io.BytesIO(response.content)) as picture:
+        assert picture.format == pil_format
+        assert picture.size == size
+    again = requests.get(url, timeout=10)
+    assert again.content == response.content
+    assert again.headers["ETag"] == response.headers["ETag"]
+    assert (
+        server.data_directory
+        / "derived"
+        / image_id
+        / f"{size[0]}x{size[1]}.{'jpg' if ext == 'jpeg' else ext}"
+    ).is_file()
+
+
+def test_derived_validators_and_conditional_get(server: Server, image_id: str) -> None:
+    upload(server, image_id, images.jpeg())
+    url = server.url(f"/derived/{image_id}-10x10.png")
+    first = requests.get(url, timeout=30)
+    assert first.headers["ETag"]
+    assert first.headers["Last-Modified"]
+    assert first.headers["Cache-Control"]
+    assert requests.get(url, headers={"If-None-Match": first.headers["ETag"]}, timeout=10).status_code == 304
+    since = {"If-Modified-Since": first.headers["Last-Modified"]}
+    assert requests.get(url, headers=since, timeout=10).status_code == 304
+    head = requests.head(url, timeout=10)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["Content-Length"] == str(len(first.content))
+
+
+def test_derived_carries_no_exif_or_comments(server: Server, image_id: str) -> None:
+    upload(server, image_id, images.jpeg(80, 60, gps=True, comment=b"secret comment"))
+    for ext in ("jpg", "png", "webp"):
+        response = requests.get(server.url(f"/derived/{image_id}-40x30.{ext}"), timeout=30)
+        assert response.status_code == 200
+        assert images.has_metadata(response.content) == []
+
+
+def test_derived_over_max_dimension_is_forbidden_before_existence(server: Server, image_id: str) -> None:
+    too_big = MAX_DIMENSION + 1
+    assert_problem(requests.get(server.url(f"/derived/{image_id}-{too_big}x10.jpg"), timeout=10), 403)
+    upload(server, image_id, images.jpeg())
+    assert_problem(requests.get(server.url(f"/derived/{image_id}-10x{too_big}.jpg"), timeout=10), 403)
+    assert server.rows(image_id) == (1, 0)
+
+
+def test_derived_with_unknown_extension_is_bad_request(server: Server, image_id: str) -> None:
+    upload(server, image_id, images.jpeg())
+    for ext in ("bmp", "tiff", "JPG", "svg"):
+        assert_problem(requests.get(server.url(f"/derived/{image_id}-10x10.{ext}"), timeout=10), 400)
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [
+        "{id}.jpg",
+        "{id}-10x.jpg",
+        "{id}-x10.jpg",
+        "{id}-0x10.jpg",
+        "{id}-10x10",
+        "{id}-10x10.jpg/extra",
+        "bad.id-10x10.jpg",
+    ],
+)
+def test_derived_segment_outside_the_grammar_is_not_found(
+    server: Server, image_id: str, segment: str
+) -> None:
+    upload(server, image_id, images.jpeg())
+    assert_problem(requests.get(server.url(f"/derived/{segment.format(id=image_id)}"), timeout=10), 404)
+    assert server.rows(image_id) == (1, 0)
+
+
+def test_derived_of_unknown_original_is_not_found(server: Server, image_id: str) -> None:
+    assert_problem(requests.get(server.url(f"/derived/{image_id}-10x10.jpg"), timeout=10), 404)
+    assert server.leaves_nothing(image_id)
+
+
+def test_reupload_after_delete_serves_new_derived_images(server: Server, image_id: str) -> None:
+    upload(server, image_id, images.jpeg(60, 60, color=(255, 0, 0)))
+    url = server.url(f"/derived/{image_id}-8x8.png")
+    red = requests.get(url, timeout=30).content
+    requests.delete(server.url(f"/original/{image_id}"), timeout=10)
+    upload(server, image_id, images.jpeg(60, 60, color=(0, 0, 255)))
+    blue = requests.get(url, timeout=30).content
+    with Image.open(io.BytesIO(red)) as old, Image.open(io.BytesIO(blue)) as new:
+        old_pixel, new_pixel = old.convert("RGB").getpixel((4, 4)), new.convert("RGB").getpixel((4, 4))
+    assert old_pixel[0] > 200
+    assert new_pixel[2] > 200
+    assert new_pixel[0] < 60
+
+
+def test_concurrent_requests_for_a_cold_derived_image_get_identical_bytes(
+    server: Server, image_id: str
+) -> None:
+    upload(server, image_id, images.jpeg(800, 600))
+    url = server.url(f"/derived/{image_id}-123x77.jpg")
+    barrier = threading.Barrier(20)
+    bodies: list[bytes] = []
+    lock = threading.Lock()
+
+    def fetch() -> None:
+        barrier.wait()
+        response = requests.get(url, timeout=60)
+        with lock:
+            bodies.append(response.content if response.status_code == 200 else b"")
+
+    threads = [threading.Thread(target=fetch) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(bodies)) == 1
+    assert bodies[0]
+    assert server.rows(image_id) == (1, 1)
+
+
+# -- methods, routes, health --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/original/x", "DELETE, GET, HEAD, POST"),
+        ("PATCH", "/original/x", "DELETE, GET, HEAD, POST"),
+        ("POST", "/derived/x-1x1.jpg", "GET, HEAD"),
+        ("DELETE", "/derived/x-1x1.jpg", "GET, HEAD"),
+        ("POST", "/health", "GET, HEAD"),
+    ],
+)
+def test_unsupported_method_is_405_with_allow(server: Server, method: str, path: str, allow: str) -> None:
+    response = requests.request(method, server.url(path), timeout=10)
+    assert_problem(response, 405)
+    assert response.headers["Allow"] == allow
+
+
+@pytest.mark.parametrize("path", ["/", "/nothing", "/original", "/original/a/b", "/derived"])
+def test_unknown_route_is_not_found(server: Server, path: str) -> None:
+    assert_problem(requests.get(server.url(path), timeout=10), 404)
+
+
+def test_health_is_ok(server: Server) -> None:
+    response = requests.get(server.url("/health"), timeout=10)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "registry": "ok", "storage": "ok"}
