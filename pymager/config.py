@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -77,8 +78,8 @@ def _positive_int(text: str) -> int:
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise ValueError("must be greater than 0")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError("must be a finite number greater than 0")
     return value
 
 
@@ -136,10 +137,15 @@ def load_settings(path: Path) -> Settings:
             parser.read_file(handle)
     except OSError as exc:
         raise ConfigError(f"cannot read configuration file {str(path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except configparser.Error as exc:
         first_line = str(exc).splitlines()[0]
         raise ConfigError(f"{path}: malformed configuration: {first_line}") from None
 
+    if parser.defaults():
+        names = ", ".join(repr(key) for key in parser.defaults())
+        raise ConfigError(f"{path}: unknown key {names} in [DEFAULT]; use [pymager] or [server]")
     values: dict[str, object] = {}
     for section in parser.sections():
         keys = _SCHEMA.get(section)
@@ -155,7 +161,9 @@ def load_settings(path: Path) -> Settings:
     data_directory = Path(str(values.pop("data_directory", "data")) or "data").expanduser()
     if not data_directory.is_absolute():
         data_directory = base / data_directory
-    database_url = str(values.pop("database_url", "")) or default_database_url(data_directory)
+    database_url = _resolve_sqlite(str(values.pop("database_url", "")), base) or default_database_url(
+        data_directory
+    )
     values.setdefault("allowed_sizes", frozenset())
     return Settings(data_directory=data_directory, database_url=database_url, **values)  # type: ignore[arg-type]
 
@@ -165,3 +173,14 @@ def _parse(path: Path, section: str, key: str, raw: str, parse: Callable[[str], 
         return parse(raw)
     except ValueError as exc:
         raise ConfigError(f"{path}: [{section}] {key} = {raw!r} is invalid: {exc}") from None
+
+
+def _resolve_sqlite(url: str, base: Path) -> str:
+    """Make a relative SQLite path (``sqlite:///rel.db``) relative to the configuration file."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    path, separator, query = url[len(prefix) :].partition("?")
+    if not path or path == ":memory:" or Path(path).is_absolute():
+        return url
+    return f"{prefix}{base / path}{separator}{query}"

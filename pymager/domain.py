@@ -14,9 +14,11 @@ from typing import BinaryIO
 from pymager.errors import InvalidDerivedSpec, InvalidImageId, UnknownFormat
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
-# The id may itself contain '-', so the size is the *last* "-<W>x<H>" before the extension.
+# The id may itself contain '-', so the size is the *last* "-<W>x<H>" before the extension. Sizes have
+# no leading zeros, so each derived image has exactly one URL (and one path on disk).
 _DERIVED_PATTERN = re.compile(
-    r"(?P<id>[A-Za-z0-9_-]{1,128})-(?P<width>[0-9]{1,9})x(?P<height>[0-9]{1,9})\.(?P<ext>[A-Za-z0-9]{1,8})"
+    r"(?P<id>[A-Za-z0-9_-]{1,128})-(?P<width>[1-9][0-9]{0,8})x(?P<height>[1-9][0-9]{0,8})"
+    r"\.(?P<ext>[A-Za-z0-9]{1,8})"
 )
 
 
