@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run pymager on CherryPy's own HTTP server.
 
-    pymager_standalone.py [--config PATH] [--migrate]
+    pymager_standalone.py [--config PATH] [--migrate | --check | --repair]
 
 The configuration file is PATH, else ``$PYMAGER_CONFIG``, else ``./pymager.ini``.
 """
@@ -14,8 +14,9 @@ import sys
 
 import cherrypy
 
-from pymager.bootstrap import RegistryPlugin, StartupError, build, migrate_database
+from pymager.bootstrap import RegistryPlugin, StartupError, build, check_consistency, migrate_database
 from pymager.config import ConfigError, Settings, config_path, load_settings
+from pymager.errors import ServiceUnavailable
 from pymager.web.app import make_app
 
 log = logging.getLogger("pymager")
@@ -37,10 +38,29 @@ def _server_config(settings: Settings) -> dict[str, object]:
     }
 
 
+def _check(settings: Settings, repair: bool) -> int:
+    try:
+        findings = check_consistency(settings, repair)
+    except ServiceUnavailable as exc:
+        print(f"pymager: {exc.detail}", file=sys.stderr)
+        return 2
+    for finding in findings:
+        print(f"{finding}{' (repaired)' if repair else ''}")
+    print(f"pymager: {len(findings)} problem(s) found{', all repaired' if repair and findings else ''}")
+    return 1 if findings and not repair else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="pymager: a RESTful image storage service")
     parser.add_argument("--config", help="configuration file (default: $PYMAGER_CONFIG, else ./pymager.ini)")
-    parser.add_argument("--migrate", action="store_true", help="apply database migrations, then exit")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--migrate", action="store_true", help="apply database migrations, then exit")
+    action.add_argument(
+        "--check",
+        action="store_true",
+        help="report what crashes left inconsistent (exit 1 if anything), then exit",
+    )
+    action.add_argument("--repair", action="store_true", help="like --check, and repair what is found")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -51,13 +71,15 @@ def main(argv: list[str] | None = None) -> int:
             revision = migrate_database(settings)
             print(f"pymager: database at revision {revision} ({settings.database_url})")
             return 0
+        if args.check or args.repair:
+            return _check(settings, repair=args.repair)
         components = build(settings)
     except (ConfigError, StartupError) as exc:
         print(f"pymager: {exc}", file=sys.stderr)
         return 2
 
     cherrypy.config.update(_server_config(settings))
-    cherrypy.tree.graft(make_app(components.service, settings), "")
+    cherrypy.tree.graft(make_app(components.service, components.metrics, settings), "")
     RegistryPlugin(cherrypy.engine, components.registry).subscribe()
     cherrypy.engine.signals.subscribe()
     log.info("pymager serving %s on http://%s:%d/", settings.data_directory, settings.host, settings.port)

@@ -18,6 +18,7 @@ setup(
         "Pillow>=11,<14",
         "zope.interface>=6",
         "psycopg2-binary>=2.9,<3",
+        "prometheus-client>=0.20",
     ],
     extras_require={
         "test": [

@@ -13,9 +13,11 @@ from sqlalchemy.engine import make_url
 from pymager.adapters.db import migrate
 from pymager.adapters.db.uow import SqlRegistry, make_engine
 from pymager.adapters.filesystem import FileBlobStore
+from pymager.adapters.metrics import PrometheusMetrics
 from pymager.adapters.pillow import PillowProcessor
 from pymager.config import ConfigError, Settings, load_settings
 from pymager.errors import ServiceUnavailable
+from pymager.repair import Finding, Repairer
 from pymager.service import ImageService
 from pymager.web.app import make_app
 
@@ -31,6 +33,7 @@ class Components:
     service: ImageService
     registry: SqlRegistry
     blobs: FileBlobStore
+    metrics: PrometheusMetrics
 
 
 def _prepare_sqlite_directory(database_url: str) -> None:
@@ -39,8 +42,8 @@ def _prepare_sqlite_directory(database_url: str) -> None:
         Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
 
 
-def build(settings: Settings) -> Components:
-    """Wire the service to its adapters and check that the data directory and registry are usable."""
+def _open_storage(settings: Settings) -> tuple[FileBlobStore, SqlRegistry]:
+    """The data directory and the registry, checked usable; ``StartupError`` names what is not."""
     try:
         settings.data_directory.mkdir(parents=True, exist_ok=True)
         _prepare_sqlite_directory(settings.database_url)
@@ -60,8 +63,25 @@ def build(settings: Settings) -> Components:
     except ServiceUnavailable as exc:
         registry.dispose()
         raise StartupError(f"database_url = {settings.database_url!r}: {exc.detail}") from None
+    return blobs, registry
+
+
+def build(settings: Settings) -> Components:
+    """Wire the service to its adapters and check that the data directory and registry are usable."""
+    blobs, registry = _open_storage(settings)
     processor = PillowProcessor(jpeg_quality=settings.jpeg_quality)
-    return Components(ImageService(settings, registry, blobs, processor), registry, blobs)
+    metrics = PrometheusMetrics()
+    service = ImageService(settings, registry, blobs, processor, metrics)
+    return Components(service, registry, blobs, metrics)
+
+
+def check_consistency(settings: Settings, repair: bool) -> list[Finding]:
+    """Compare the registry with the data directory; with ``repair``, fix what is found."""
+    blobs, registry = _open_storage(settings)
+    try:
+        return Repairer(settings, registry, blobs).run(repair)
+    finally:
+        registry.dispose()
 
 
 def migrate_database(settings: Settings) -> str:
@@ -97,4 +117,4 @@ def make_wsgi_app(ini_path: str | Path) -> cherrypy.Application:
         raise StartupError(str(exc)) from None
     components = build(settings)
     RegistryPlugin(cherrypy.engine, components.registry).subscribe()
-    return make_app(components.service, settings)
+    return make_app(components.service, components.metrics, settings)

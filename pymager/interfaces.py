@@ -45,6 +45,9 @@ class IOriginalRepository(Interface):
     def remove(image_id: ImageId) -> None:
         """Delete the original's row and every derived row of it."""
 
+    def list_all() -> list[OriginalRecord]:
+        """Every original's row (for the consistency check)."""
+
 
 class IDerivedRepository(Interface):
     """Rows of derived images, inside one unit of work. Never commits."""
@@ -65,6 +68,12 @@ class IDerivedRepository(Interface):
 
     def release(spec: DerivedSpec, owner: str) -> None:
         """Delete the row if ``owner`` still owns it and it is ``PENDING`` (a failed generation)."""
+
+    def remove(spec: DerivedSpec) -> None:
+        """Delete the row, whoever owns it (repairs only)."""
+
+    def list_all() -> list[DerivedRecord]:
+        """Every derived image's row (for the consistency check)."""
 
 
 class IUnitOfWork(Interface):
@@ -135,6 +144,19 @@ class IBlobStore(Interface):
     def exists(path: str) -> bool:
         """Whether a published file is at ``path``."""
 
+    def list_originals() -> list[tuple[ImageId, datetime]]:
+        """The ids of every original file on disk, with its modification time."""
+
+    def list_derived() -> list[tuple[DerivedSpec, datetime]]:
+        """The spec of every derived file on disk, with its modification time."""
+
+    def list_temporary() -> list[tuple[str, datetime, str]]:
+        """Temporary files and half-removed directories that a crash may have left: path,
+        modification time and the owner (``<host>:<pid>:``) that created it, ``""`` if unknown."""
+
+    def remove(path: str) -> None:
+        """Remove a file or directory tree listed by this store. Missing paths are not an error."""
+
     def delete_image(image_id: ImageId) -> None:
         """Remove an original's file and every derived file of it. Missing files are not an error."""
 
@@ -155,6 +177,26 @@ class IImageProcessor(Interface):
         """Write to the binary file ``out`` the original read from ``source`` with its EXIF orientation
         applied, scaled to cover ``size`` and centre-cropped to exactly it, encoded as ``image_format``
         with no metadata but the colour profile."""
+
+
+class IMetrics(Interface):
+    """Counters and timings of one process (or, in multiprocess mode, of all processes sharing a
+    metrics directory)."""
+
+    def derived_served(source: str) -> None:
+        """Count a derived image served, from ``"disk"`` or freshly ``"generated"`` by this request."""
+
+    def derived_generated(seconds: float) -> None:
+        """Count one generation of a derived image, which took ``seconds``."""
+
+    def derived_coalesced() -> None:
+        """Count a request that waited on another request's (or process's) generation."""
+
+    def upload_finished(status: int) -> None:
+        """Count an upload request by its HTTP status."""
+
+    def exposition() -> tuple[str, bytes]:
+        """The content type and body of the metrics in the Prometheus text format."""
 
 
 class IImageService(Interface):
@@ -184,6 +226,7 @@ __all__ = [
     "IDerivedRepository",
     "IImageProcessor",
     "IImageService",
+    "IMetrics",
     "IOriginalRepository",
     "IRegistry",
     "IStagedFile",

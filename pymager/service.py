@@ -14,11 +14,9 @@ Consistency protocol (see README, "Design"):
 
 from __future__ import annotations
 
+import enum
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -43,7 +41,8 @@ from pymager.errors import (
     SizeNotAllowed,
     UploadTooLarge,
 )
-from pymager.interfaces import IBlobStore, IImageProcessor, IImageService, IRegistry
+from pymager.interfaces import IBlobStore, IImageProcessor, IImageService, IMetrics, IRegistry
+from pymager.owners import new_owner, owner_is_dead
 from pymager.singleflight import FlightTimeout, SingleFlight
 
 log = logging.getLogger(__name__)
@@ -56,6 +55,14 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class _Outcome(enum.Enum):
+    """How a derived image came to exist for a request that missed it on disk."""
+
+    GENERATED = "generated"  # this process generated it
+    WAITED = "waited"  # another process generated it while this one waited
+    FOUND = "found"  # it appeared before this process had to wait
+
+
 @implementer(IImageService)
 class ImageService:
     def __init__(
@@ -64,15 +71,16 @@ class ImageService:
         registry: IRegistry,
         blobs: IBlobStore,
         processor: IImageProcessor,
+        metrics: IMetrics,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._blobs = blobs
         self._processor = processor
+        self._metrics = metrics
         self._clock = clock
-        self._flights: SingleFlight[None] = SingleFlight()
-        self._owner_prefix = f"{socket.gethostname()[:40]}:{os.getpid()}"
+        self._flights: SingleFlight[_Outcome] = SingleFlight()
 
     # -- originals -------------------------------------------------------------------------------
 
@@ -138,33 +146,43 @@ class ImageService:
             raise SizeNotAllowed(f"size {spec.size} is not allowed on this server")
         path = self._blobs.derived_path(spec)
         stored = self._blobs.open(path, spec.format.mime_type)
-        if stored is not None:
+        if stored is not None:  # the hot path: no registry, no lock
+            self._metrics.derived_served("disk")
             return stored
         try:
-            self._flights.run(spec.key, lambda: self._produce(spec), self._settings.wait_timeout)
+            outcome, shared = self._flights.run(
+                spec.key, lambda: self._produce(spec), self._settings.wait_timeout
+            )
         except FlightTimeout:
+            self._metrics.derived_coalesced()
             raise self._still_generating(spec) from None
+        generated_here = outcome is _Outcome.GENERATED and not shared
+        if shared or outcome is _Outcome.WAITED:
+            self._metrics.derived_coalesced()
         stored = self._blobs.open(path, spec.format.mime_type)
         if stored is None:  # deleted between generation and now
             raise ImageNotFound(spec.image_id)
+        self._metrics.derived_served("generated" if generated_here else "disk")
         return stored
 
-    def _produce(self, spec: DerivedSpec) -> None:
+    def _produce(self, spec: DerivedSpec) -> _Outcome:
         """Make sure the derived file exists, generating it here if this process wins the claim."""
         deadline = time.monotonic() + self._settings.wait_timeout
         delay = _POLL_FIRST
-        owner = f"{self._owner_prefix}:{uuid.uuid4().hex[:16]}"
+        owner = new_owner()
+        waited = False
         while True:
             claimed, original = self._claim(spec, owner)
             if claimed:
                 self._render(spec, original, owner)
-                return
+                return _Outcome.GENERATED
             if self._blobs.exists(self._blobs.derived_path(spec)):
-                return
+                return _Outcome.WAITED if waited else _Outcome.FOUND
             # Another process holds a live claim: wait for its file, with a bounded backoff.
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._still_generating(spec)
+            waited = True
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, _POLL_MAX)
 
@@ -182,7 +200,7 @@ class ImageService:
                 # Ready in the registry yet missing on disk (we only get here on a miss): regenerate.
                 exists = self._blobs.exists(self._blobs.derived_path(spec))
                 claimed = not exists and uow.derived.take_over(spec, derived.owner, owner, now)
-            elif derived.claimed_at < stale_before:
+            elif derived.claimed_at < stale_before or owner_is_dead(derived.owner):
                 log.warning("taking over stale claim on %s from %s", spec.key, derived.owner)
                 claimed = uow.derived.take_over(spec, derived.owner, owner, now)
             else:
@@ -212,7 +230,9 @@ class ImageService:
                     raise ImageNotFound(spec.image_id)
                 staged.publish()
                 uow.commit()
-            log.info("generated %s in %.0f ms", spec.key, (time.perf_counter() - started) * 1000)
+            elapsed = time.perf_counter() - started
+            self._metrics.derived_generated(elapsed)
+            log.info("generated %s in %.0f ms", spec.key, elapsed * 1000)
         except BaseException:
             self._release(spec, owner)
             raise

@@ -4,7 +4,10 @@ Layout (a front web server can compute a derived path from its URL alone)::
 
     <data>/originals/<id>
     <data>/derived/<id>/<W>x<H>.<ext>
-    .tmp-*   temporary files, always beside their final path, never served
+    .tmp-<host>~<pid>~*     temporary files, always beside their final path, never served
+    .trash-<host>~<pid>~*   derived directories being removed by a delete
+
+Temporary names carry their creator, so the consistency check can sweep those of dead processes at once.
 
 A staged file is written to a temporary file in the target's directory, fsynced, renamed over the
 final path with ``os.replace`` and the directory fsynced, so a reader sees the old file, the new file or
@@ -20,7 +23,6 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -28,8 +30,9 @@ from typing import BinaryIO
 from zope.interface import implementer
 
 from pymager.domain import DerivedSpec, ImageId, StoredFile
-from pymager.errors import ServiceUnavailable
+from pymager.errors import InvalidImageId, PymagerError, ServiceUnavailable
 from pymager.interfaces import IBlobStore, IStagedFile
+from pymager.owners import file_tag, owner_of_tag
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ class StagedFile:
 
     def __init__(self, final_path: Path) -> None:
         final_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=final_path.parent)
+        fd, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX + file_tag(), dir=final_path.parent)
         os.fchmod(fd, _FILE_MODE)
         self.file: BinaryIO = os.fdopen(fd, "w+b")
         self.path = temp_path
@@ -139,7 +142,7 @@ class FileBlobStore:
         # Renaming the derived directory away first makes every derived file of the id disappear at
         # once for readers (and a front server), however long the removal of the files takes.
         directory = self._derived_directory(image_id)
-        trash = self.derived / f"{_TRASH_PREFIX}{uuid.uuid4().hex}"
+        trash = self.derived / f"{_TRASH_PREFIX}{file_tag()}{uuid.uuid4().hex}"
         try:
             os.replace(directory, trash)
         except FileNotFoundError:
@@ -154,14 +157,73 @@ class FileBlobStore:
             if not (directory.is_dir() and os.access(directory, os.W_OK | os.X_OK)):
                 raise ServiceUnavailable(f"the data directory {directory} is missing or not writable")
 
-    def temporary_files(self) -> Iterator[Path]:
-        """Temporary and trash entries left behind (by a crash) anywhere under the data directory."""
-        for directory in (self.originals, self.derived):
-            if not directory.is_dir():
+    def list_originals(self) -> list[tuple[ImageId, datetime]]:
+        found = []
+        for entry in _entries(self.originals):
+            if entry.is_file() and _is_image_id(entry.name):
+                found.append((ImageId(entry.name), _mtime(entry)))
+        return found
+
+    def list_derived(self) -> list[tuple[DerivedSpec, datetime]]:
+        found = []
+        for directory in _entries(self.derived):
+            if not (directory.is_dir() and _is_image_id(directory.name)):
                 continue
-            for path in directory.rglob(".*"):
-                if path.name.startswith((TEMP_PREFIX, _TRASH_PREFIX)):
-                    yield path
+            for entry in _entries(Path(directory.path)):
+                spec = _derived_spec(directory.name, entry.name)
+                if spec is not None and entry.is_file():
+                    found.append((spec, _mtime(entry)))
+        return found
+
+    def list_temporary(self) -> list[tuple[str, datetime, str]]:
+        found = []
+        for directory in (self.originals, self.derived):
+            for path in directory.rglob(".*") if directory.is_dir() else ():
+                for prefix in (TEMP_PREFIX, _TRASH_PREFIX):
+                    if path.name.startswith(prefix):
+                        with contextlib.suppress(FileNotFoundError):
+                            modified = datetime.fromtimestamp(path.lstat().st_mtime, UTC)
+                            found.append((str(path), modified, owner_of_tag(path.name.removeprefix(prefix))))
+        return found
+
+    def remove(self, path: str) -> None:
+        target = Path(os.path.abspath(path))  # "..", not symlinks: a symlink is removed, not followed
+        if Path(os.path.abspath(self.root)) not in target.parents:
+            raise ValueError(f"{path} is outside the data directory {self.root}")
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
 
     def _derived_directory(self, image_id: ImageId) -> Path:
         return self.derived / ImageId(image_id)
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as iterator:
+            return list(iterator)
+    except FileNotFoundError:
+        return []
+
+
+def _mtime(entry: os.DirEntry[str]) -> datetime:
+    return datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, UTC)
+
+
+def _is_image_id(name: str) -> bool:
+    try:
+        ImageId(name)
+    except InvalidImageId:
+        return False
+    return True
+
+
+def _derived_spec(image_id: str, file_name: str) -> DerivedSpec | None:
+    try:
+        spec = DerivedSpec.parse(f"{image_id}-{file_name}")
+    except PymagerError:
+        return None
+    canonical = spec.image_id == image_id and file_name == f"{spec.size}.{spec.format.extension}"
+    return spec if canonical else None

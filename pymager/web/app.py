@@ -7,9 +7,9 @@ from typing import Any
 import cherrypy
 
 from pymager.config import Settings
-from pymager.interfaces import IImageService
+from pymager.interfaces import IImageService, IMetrics
 from pymager.web.errors import error_page, handle_exception, problems
-from pymager.web.resources import DerivedResource, HealthResource, OriginalResource
+from pymager.web.resources import DerivedResource, HealthResource, MetricsResource, OriginalResource
 
 # The multipart envelope (boundaries, part headers) around the file, allowed above max_upload_bytes.
 MULTIPART_ALLOWANCE = 64 * 1024
@@ -18,10 +18,11 @@ MULTIPART_ALLOWANCE = 64 * 1024
 class Root:
     """Not exposed itself: ``/`` is 404; its attributes are the resources."""
 
-    def __init__(self, service: IImageService, settings: Settings) -> None:
-        self.original = OriginalResource(service, settings)
+    def __init__(self, service: IImageService, metrics: IMetrics, settings: Settings) -> None:
+        self.original = OriginalResource(service, metrics, settings)
         self.derived = DerivedResource(service, settings)
         self.health = HealthResource(service)
+        self.metrics = MetricsResource(metrics)
 
 
 def app_config(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -41,7 +42,8 @@ def app_config(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
-def make_app(service: IImageService, settings: Settings) -> cherrypy.Application:
+def make_app(service: IImageService, metrics: IMetrics, settings: Settings) -> cherrypy.Application:
     """A WSGI-callable CherryPy application serving pymager's HTTP API."""
     cherrypy.tools.problems = problems
-    return cherrypy.Application(Root(service, settings), script_name="", config=app_config(settings))
+    root = Root(service, metrics, settings)
+    return cherrypy.Application(root, script_name="", config=app_config(settings))

@@ -12,7 +12,7 @@ import cherrypy
 from pymager.config import Settings
 from pymager.domain import Original
 from pymager.errors import BadUpload, UploadTooLarge
-from pymager.interfaces import IImageService
+from pymager.interfaces import IImageService, IMetrics
 from pymager.web.http import serve
 
 
@@ -73,14 +73,16 @@ class OriginalResource:
     # The body is parsed only once the id is known to be valid and free (see read_file_field).
     _cp_config: ClassVar[dict[str, Any]] = {"request.process_request_body": False}
 
-    def __init__(self, service: IImageService, settings: Settings) -> None:
+    def __init__(self, service: IImageService, metrics: IMetrics, settings: Settings) -> None:
         self._service = service
+        self._metrics = metrics
         self._settings = settings
 
     def GET(self, image_id: str, **_query: str) -> Iterable[bytes] | bytes:  # noqa: N802
         return serve(self._service.original_file(image_id), self._settings.cache_control_original)
 
     def POST(self, image_id: str, **_query: str) -> bytes:  # noqa: N802
+        cherrypy.serving.request.hooks.attach("on_end_request", self._count_upload)
         original = self._service.save_original(image_id, read_file_field)
         cherrypy.serving.response.headers["Location"] = f"/original/{original.image_id}"
         return _json(201, _original_json(original))
@@ -89,6 +91,9 @@ class OriginalResource:
         self._service.delete_original(image_id)
         cherrypy.serving.response.status = 204
         return b""
+
+    def _count_upload(self) -> None:
+        self._metrics.upload_finished(int(str(cherrypy.serving.response.status).split()[0]))
 
 
 @cherrypy.expose
@@ -112,3 +117,17 @@ class HealthResource:
 
     def GET(self, **_query: str) -> bytes:  # noqa: N802
         return _json(200, {"status": "ok", **self._service.health()})
+
+
+@cherrypy.expose
+class MetricsResource:
+    """``/metrics``: Prometheus text format."""
+
+    def __init__(self, metrics: IMetrics) -> None:
+        self._metrics = metrics
+
+    def GET(self, **_query: str) -> bytes:  # noqa: N802
+        content_type, body = self._metrics.exposition()
+        cherrypy.serving.response.headers["Content-Type"] = content_type
+        cherrypy.serving.response.headers["Cache-Control"] = "no-store"
+        return body

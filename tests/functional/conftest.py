@@ -8,7 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -50,6 +50,17 @@ def write_config(path: Path, data_directory: Path, database_url: str, port: int,
     return path
 
 
+def sample_value(text_format: str, name: str, labels: dict[str, str]) -> float:
+    """Read one sample from the Prometheus text format."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text_format):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
+
+
 @dataclass
 class Server:
     """A running server and what it stores, for tests to look behind the API."""
@@ -59,7 +70,7 @@ class Server:
     database_url: str
     process: subprocess.Popen[bytes]
     log_path: Path
-    _engine: object = field(default=None, repr=False)
+    config_path: Path
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -90,6 +101,16 @@ class Server:
     def leaves_nothing(self, image_id: str) -> bool:
         return self.rows(image_id) == (0, 0) and not self.files_of(image_id) and not self.temporary_files()
 
+    def metric(self, name: str, **labels: str) -> float:
+        """The current value of one sample on ``/metrics`` (0 when absent)."""
+        text_format = requests.get(self.url("/metrics"), timeout=10).text
+        return sample_value(text_format, name, labels)
+
+    def run_tool(self, *arguments: str) -> subprocess.CompletedProcess[str]:
+        """Run ``pymager_standalone.py --config <this server's config> <arguments>``."""
+        command = [sys.executable, str(REPO / "pymager_standalone.py"), "--config", str(self.config_path)]
+        return subprocess.run([*command, *arguments], capture_output=True, text=True, timeout=60, check=False)
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -99,11 +120,13 @@ class Server:
             self.process.wait()
 
 
-def start_server(directory: Path, database_url: str, **extra: object) -> Server:
+def start_server(
+    directory: Path, database_url: str, data_directory: Path | None = None, **extra: object
+) -> Server:
     """Migrate, start ``pymager_standalone.py`` and wait (polling /health, with a deadline) until it
-    answers."""
+    answers. Servers given the same ``database_url`` and ``data_directory`` share their state."""
     directory.mkdir(parents=True, exist_ok=True)
-    data_directory = directory / "data"
+    data_directory = data_directory or directory / "data"
     port = free_port()
     config = write_config(directory / "pymager.ini", data_directory, database_url, port, **extra)
     data_directory.mkdir(exist_ok=True)
@@ -116,7 +139,7 @@ def start_server(directory: Path, database_url: str, **extra: object) -> Server:
             stderr=subprocess.STDOUT,
             cwd=directory,
         )
-    server = Server(f"http://127.0.0.1:{port}", data_directory, database_url, process, log_path)
+    server = Server(f"http://127.0.0.1:{port}", data_directory, database_url, process, log_path, config)
     deadline = time.monotonic() + STARTUP_DEADLINE
     while True:
         if process.poll() is not None:

@@ -319,6 +319,7 @@ def test_derived_with_unknown_extension_is_bad_request(server: Server, image_id:
         "{id}-10x.jpg",
         "{id}-x10.jpg",
         "{id}-0x10.jpg",
+        "{id}-010x10.jpg",
         "{id}-10x10",
         "{id}-10x10.jpg/extra",
         "bad.id-10x10.jpg",
@@ -355,6 +356,7 @@ def test_concurrent_requests_for_a_cold_derived_image_get_identical_bytes(
     server: Server, image_id: str
 ) -> None:
     upload(server, image_id, images.jpeg(800, 600))
+    generated_before = server.metric("pymager_derived_generated_total")
     url = server.url(f"/derived/{image_id}-123x77.jpg")
     barrier = threading.Barrier(20)
     bodies: list[bytes] = []
@@ -374,6 +376,8 @@ def test_concurrent_requests_for_a_cold_derived_image_get_identical_bytes(
     assert len(set(bodies)) == 1
     assert bodies[0]
     assert server.rows(image_id) == (1, 1)
+    generated_after = server.metric("pymager_derived_generated_total")
+    assert generated_after - generated_before == 1
 
 
 # -- methods, routes, health --------------------------------------------------------------------------
@@ -404,3 +408,27 @@ def test_health_is_ok(server: Server) -> None:
     response = requests.get(server.url("/health"), timeout=10)
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "registry": "ok", "storage": "ok"}
+
+
+def test_metrics_count_generations_hits_and_uploads(server: Server, image_id: str) -> None:
+    before = {
+        "generated": server.metric("pymager_derived_generated_total"),
+        "from_disk": server.metric("pymager_derived_served_total", source="disk"),
+        "fresh": server.metric("pymager_derived_served_total", source="generated"),
+        "created": server.metric("pymager_uploads_total", status="201"),
+        "conflict": server.metric("pymager_uploads_total", status="409"),
+        "timed": server.metric("pymager_derived_generation_seconds_count"),
+    }
+    upload(server, image_id, images.jpeg())
+    upload(server, image_id, images.jpeg())
+    for _ in range(3):
+        assert requests.get(server.url(f"/derived/{image_id}-9x9.png"), timeout=30).status_code == 200
+    response = requests.get(server.url("/metrics"), timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert server.metric("pymager_derived_generated_total") - before["generated"] == 1
+    assert server.metric("pymager_derived_generation_seconds_count") - before["timed"] == 1
+    assert server.metric("pymager_derived_served_total", source="generated") - before["fresh"] == 1
+    assert server.metric("pymager_derived_served_total", source="disk") - before["from_disk"] == 2
+    assert server.metric("pymager_uploads_total", status="201") - before["created"] == 1
+    assert server.metric("pymager_uploads_total", status="409") - before["conflict"] == 1

@@ -32,6 +32,7 @@ from pymager.interfaces import (
     IBlobStore,
     IDerivedRepository,
     IImageProcessor,
+    IMetrics,
     IOriginalRepository,
     IRegistry,
     IStagedFile,
@@ -76,6 +77,9 @@ class FakeOriginalRepository:
         for key in [key for key in self._tables.derived if key[0] == image_id]:
             del self._tables.derived[key]
 
+    def list_all(self) -> list[OriginalRecord]:
+        return sorted(self._tables.originals.values(), key=lambda record: record.original.image_id)
+
 
 @implementer(IDerivedRepository)
 class FakeDerivedRepository:
@@ -115,6 +119,12 @@ class FakeDerivedRepository:
         record = self.get(spec)
         if record is not None and record.owner == owner and record.status is DerivedStatus.PENDING:
             del self._tables.derived[_key(spec)]
+
+    def remove(self, spec: DerivedSpec) -> None:
+        self._tables.derived.pop(_key(spec), None)
+
+    def list_all(self) -> list[DerivedRecord]:
+        return [self._tables.derived[key] for key in sorted(self._tables.derived)]
 
 
 @implementer(IUnitOfWork)
@@ -203,6 +213,7 @@ class FakeBlobStore:
         self.files: dict[str, bytes] = {}
         self.temporary: dict[str, FakeStagedFile] = {}
         self.writable = True
+        self.mtime = datetime(2026, 1, 1, tzinfo=UTC)  # what list_* report as modification times
 
     def original_path(self, image_id: ImageId) -> str:
         return f"originals/{image_id}"
@@ -225,6 +236,24 @@ class FakeBlobStore:
 
     def exists(self, path: str) -> bool:
         return path in self.files
+
+    def list_originals(self) -> list[tuple[ImageId, datetime]]:
+        return [(ImageId(p.split("/")[1]), self.mtime) for p in self.files if p.startswith("originals/")]
+
+    def list_derived(self) -> list[tuple[DerivedSpec, datetime]]:
+        found = []
+        for path in self.files:
+            if path.startswith("derived/"):
+                _, image_id, name = path.split("/")
+                found.append((DerivedSpec.parse(f"{image_id}-{name}"), self.mtime))
+        return found
+
+    def list_temporary(self) -> list[tuple[str, datetime, str]]:
+        return [(path, self.mtime, "") for path in self.temporary]
+
+    def remove(self, path: str) -> None:
+        self.files.pop(path, None)
+        self.temporary.pop(path, None)
 
     def read_temporary(self, path: str) -> bytes:
         return self.temporary[path].file.getvalue()  # type: ignore[attr-defined]
@@ -274,3 +303,27 @@ class FakeProcessor:
         if self.gate is not None:
             assert self.gate.wait(10), "test gate never opened"
         out.write(f"DERIVED:{size}:{image_format.value}:".encode() + source.read())
+
+
+@implementer(IMetrics)
+class FakeMetrics:
+    def __init__(self) -> None:
+        self.served: list[str] = []
+        self.generated: list[float] = []
+        self.coalesced = 0
+        self.uploads: list[int] = []
+
+    def derived_served(self, source: str) -> None:
+        self.served.append(source)
+
+    def derived_generated(self, seconds: float) -> None:
+        self.generated.append(seconds)
+
+    def derived_coalesced(self) -> None:
+        self.coalesced += 1
+
+    def upload_finished(self, status: int) -> None:
+        self.uploads.append(status)
+
+    def exposition(self) -> tuple[str, bytes]:
+        return "text/plain", f"served {len(self.served)}".encode()

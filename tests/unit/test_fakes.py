@@ -13,13 +13,14 @@ from pymager.interfaces import (
     IDerivedRepository,
     IImageProcessor,
     IImageService,
+    IMetrics,
     IOriginalRepository,
     IRegistry,
     IStagedFile,
     IUnitOfWork,
 )
 from pymager.service import ImageService
-from tests.unit.fakes import FakeBlobStore, FakeProcessor, FakeRegistry
+from tests.unit.fakes import FakeBlobStore, FakeMetrics, FakeProcessor, FakeRegistry
 
 
 def test_fakes_provide_their_interfaces() -> None:
@@ -33,9 +34,12 @@ def test_fakes_provide_their_interfaces() -> None:
     assert verifyObject(IBlobStore, blobs)
     assert verifyObject(IStagedFile, blobs.stage_original(ImageId("x")))
     assert verifyObject(IImageProcessor, FakeProcessor(blobs))
+    assert verifyObject(IMetrics, FakeMetrics())
 
 
 def test_image_service_provides_its_interface() -> None:
     blobs = FakeBlobStore()
-    service = ImageService(Settings.for_directory(Path("/x")), FakeRegistry(), blobs, FakeProcessor(blobs))
+    service = ImageService(
+        Settings.for_directory(Path("/x")), FakeRegistry(), blobs, FakeProcessor(blobs), FakeMetrics()
+    )
     assert verifyObject(IImageService, service)

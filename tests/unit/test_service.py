@@ -27,7 +27,7 @@ from pymager.errors import (
     UploadTooLarge,
 )
 from pymager.service import ImageService
-from tests.unit.fakes import FakeBlobStore, FakeProcessor, FakeRegistry, fake_image
+from tests.unit.fakes import FakeBlobStore, FakeMetrics, FakeProcessor, FakeRegistry, fake_image
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -37,10 +37,11 @@ class World:
         self.registry = FakeRegistry()
         self.blobs = FakeBlobStore()
         self.processor = FakeProcessor(self.blobs)
+        self.metrics = FakeMetrics()
         self.settings = Settings.for_directory(Path("/nonexistent"), **overrides)
         self.now = NOW
         self.service = ImageService(
-            self.settings, self.registry, self.blobs, self.processor, lambda: self.now
+            self.settings, self.registry, self.blobs, self.processor, self.metrics, lambda: self.now
         )
 
     def upload(self, image_id: str, data: bytes) -> None:
@@ -197,6 +198,9 @@ def test_derived_is_generated_once_then_served_from_disk(world: World) -> None:
     second = world.service.derived_file("sample-100x50.webp").file.read()
     assert first == second == b"DERIVED:100x50:WEBP:" + fake_image()
     assert len(world.processor.derive_calls) == 1
+    assert world.metrics.served == ["generated", "disk"]
+    assert len(world.metrics.generated) == 1
+    assert world.metrics.coalesced == 0
     record = world.registry.tables.derived[("sample", 100, 50, "WEBP")]
     assert record.status is DerivedStatus.READY
     assert record.bytes == len(first)
@@ -265,6 +269,9 @@ def test_concurrent_requests_for_a_cold_derived_image_generate_it_once(world: Wo
     for thread in threads:
         thread.join()
     assert len(world.processor.derive_calls) == 1
+    assert len(world.metrics.generated) == 1
+    assert sorted(world.metrics.served) == ["disk"] * 29 + ["generated"]
+    assert world.metrics.coalesced == 29
     assert len(bodies) == 30
     assert len(set(bodies)) == 1
 

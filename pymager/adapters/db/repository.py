@@ -113,6 +113,10 @@ class SqlOriginalRepository:
         ):
             self._session.execute(statement.execution_options(synchronize_session=False))
 
+    def list_all(self) -> list[OriginalRecord]:
+        rows = self._session.scalars(select(OriginalRow).order_by(OriginalRow.id))
+        return [_original_record(row) for row in rows]
+
     def _select(self, image_id: ImageId, *, for_update: bool) -> OriginalRecord | None:
         statement = (
             select(OriginalRow)
@@ -181,6 +185,14 @@ class SqlDerivedRepository:
             _is(spec), DerivedRow.owner == owner, DerivedRow.status == DerivedStatus.PENDING.value
         )
         self._session.execute(statement.execution_options(synchronize_session=False))
+
+    def remove(self, spec: DerivedSpec) -> None:
+        statement = delete(DerivedRow).where(_is(spec))
+        self._session.execute(statement.execution_options(synchronize_session=False))
+
+    def list_all(self) -> list[DerivedRecord]:
+        order = (DerivedRow.original_id, DerivedRow.width, DerivedRow.height, DerivedRow.format)
+        return [_derived_record(row) for row in self._session.scalars(select(DerivedRow).order_by(*order))]
 
     def _update(self, condition: ColumnElement[bool], **values: Any) -> bool:
         statement = (

@@ -1,0 +1,277 @@
+"""Each derived image is generated exactly once: across threads, across server processes sharing a
+registry and a data directory, and after a crash. No crash leaves a torn file or a lying row."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from tests import images
+from tests.functional.conftest import Server, start_server
+
+CRASH_DEADLINE = 30.0
+
+
+def upload(server: Server, image_id: str, data: bytes) -> requests.Response:
+    return requests.post(server.url(f"/original/{image_id}"), files={"file": ("x", data)}, timeout=60)
+
+
+def fetch_all(urls: list[str]) -> list[requests.Response]:
+    """GET every url at once (one thread each, released together)."""
+    barrier = threading.Barrier(len(urls))
+    responses: list[requests.Response | None] = [None] * len(urls)
+
+    def fetch(index: int) -> None:
+        barrier.wait()
+        responses[index] = requests.get(urls[index], timeout=120)
+
+    threads = [threading.Thread(target=fetch, args=(n,)) for n in range(len(urls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(response is not None for response in responses)
+    return responses  # type: ignore[return-value]
+
+
+def generated(servers: list[Server]) -> float:
+    return sum(server.metric("pymager_derived_generated_total") for server in servers)
+
+
+def slow_png() -> bytes:
+    """A valid 36-megapixel PNG that compresses to little but takes a while to decode and resize."""
+    picture = Image.linear_gradient("L").resize((6000, 6000)).convert("RGB")
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + CRASH_DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.002)  # polling the filesystem for a moment to strike, bounded by the deadline
+
+
+def test_100_concurrent_requests_in_one_process_generate_once(server: Server, image_id: str) -> None:
+    assert upload(server, image_id, images.jpeg(1200, 900)).status_code == 201
+    before = generated([server])
+    responses = fetch_all([server.url(f"/derived/{image_id}-321x123.webp")] * 100)
+    assert {response.status_code for response in responses} == {200}
+    assert len({response.content for response in responses}) == 1
+    assert generated([server]) - before == 1
+    assert server.rows(image_id) == (1, 1)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Server]]:
+    """Two server processes sharing one registry and one data directory."""
+    if request.param == "postgres":
+        database_url: str = request.getfixturevalue("make_postgres_database")()
+    else:
+        database_url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    shared = tmp_path / "shared-data"
+    servers = [start_server(tmp_path / f"server{n}", database_url, shared) for n in range(2)]
+    yield servers
+    for server in servers:
+        server.stop()
+    for server in servers:
+        assert "Traceback" not in server.log_path.read_text()
+
+
+@pytest.mark.multiprocess
+def test_requests_spread_over_processes_generate_each_key_once(cluster: list[Server]) -> None:
+    assert upload(cluster[0], "shared", images.jpeg(1600, 1200)).status_code == 201
+    keys = ["shared-200x200.jpg", "shared-640x480.png", "shared-99x301.webp"]
+    for key in keys:
+        urls = [cluster[n % 2].url(f"/derived/{key}") for n in range(120)]
+        before = generated(cluster)
+        responses = fetch_all(urls)
+        assert {response.status_code for response in responses} == {200}, key
+        assert len({response.content for response in responses}) == 1, key
+        assert generated(cluster) - before == 1, key
+    assert cluster[0].rows("shared") == (1, 3)
+
+
+@pytest.mark.multiprocess
+def test_uploads_of_one_id_spread_over_processes_create_exactly_one(cluster: list[Server]) -> None:
+    barrier = threading.Barrier(40)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def post(n: int) -> None:
+        data = images.jpeg(30 + n, 30)
+        barrier.wait()
+        status = upload(cluster[n % 2], "contested", data).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [201] + [409] * 39
+    stored = requests.get(cluster[1].url("/original/contested"), timeout=10)
+    assert stored.status_code == 200
+    with Image.open(io.BytesIO(stored.content)) as picture:
+        assert picture.height == 30
+
+
+def _temporaries(directory: Path) -> list[Path]:
+    return [path for path in directory.glob(".tmp-*")] if directory.is_dir() else []
+
+
+@pytest.mark.multiprocess
+def test_kill_during_generation_leaves_no_torn_file_and_is_repaired(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "a", f"sqlite:///{tmp_path / 'r.sqlite3'}", tmp_path / "data")
+    try:
+        assert upload(server, "big", slow_png()).status_code == 201
+        derived_dir = server.data_directory / "derived" / "big"
+        request = threading.Thread(target=_swallow, args=(server.url("/derived/big-1000x1000.png"),))
+        request.start()
+        wait_for(lambda: bool(_temporaries(derived_dir)), "the generation to start")
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+        request.join()
+    finally:
+        server.stop()
+
+    assert not (derived_dir / "1000x1000.png").exists(), "a torn derived file was published"
+    check = server.run_tool("--check")
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert "stale claim by" in check.stdout
+    assert "temporary file" in check.stdout
+    repair = server.run_tool("--repair")
+    assert repair.returncode == 0, repair.stdout + repair.stderr
+    assert not _temporaries(derived_dir)
+    clean = server.run_tool("--check")
+    assert clean.returncode == 0, clean.stdout
+    assert "0 problem(s)" in clean.stdout
+
+    restarted = start_server(tmp_path / "b", server.database_url, server.data_directory)
+    try:
+        response = requests.get(restarted.url("/derived/big-1000x1000.png"), timeout=120)
+        assert response.status_code == 200
+        with Image.open(io.BytesIO(response.content)) as picture:
+            picture.load()  # a torn file would fail to decode
+            assert picture.size == (1000, 1000)
+        assert restarted.metric("pymager_derived_generated_total") == 1
+    finally:
+        restarted.stop()
+
+
+@pytest.mark.multiprocess
+def test_a_restarted_server_takes_over_the_claim_of_a_killed_one_at_once(tmp_path: Path) -> None:
+    config = {"generation_timeout": 3600, "wait_timeout": 60}
+    database_url = f"sqlite:///{tmp_path / 'r.sqlite3'}"
+    server = start_server(tmp_path / "a", database_url, tmp_path / "data", **config)
+    try:
+        assert upload(server, "big", slow_png()).status_code == 201
+        request = threading.Thread(target=_swallow, args=(server.url("/derived/big-700x700.jpg"),))
+        request.start()
+        wait_for(lambda: bool(_temporaries(server.data_directory / "derived" / "big")), "the generation")
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+        request.join()
+    finally:
+        server.stop()
+    restarted = start_server(tmp_path / "b", database_url, server.data_directory, **config)
+    try:
+        # The claim is far from stale by age (generation_timeout is an hour), but its owner is dead.
+        response = requests.get(restarted.url("/derived/big-700x700.jpg"), timeout=120)
+        assert response.status_code == 200
+        assert restarted.metric("pymager_derived_generated_total") == 1
+    finally:
+        restarted.stop()
+
+
+@pytest.mark.multiprocess
+def test_kill_during_upload_leaves_no_row_or_file_and_is_repaired(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "a", f"sqlite:///{tmp_path / 'r.sqlite3'}", tmp_path / "data")
+    originals = server.data_directory / "originals"
+    try:
+        request = threading.Thread(target=_swallow_post, args=(server, "uploading", slow_png()))
+        request.start()
+        wait_for(lambda: bool(_temporaries(originals)), "the upload to be staged")
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+        request.join()
+    finally:
+        server.stop()
+    assert server.rows("uploading") == (0, 0)
+    assert not (originals / "uploading").exists()
+    check = server.run_tool("--check")
+    assert check.returncode == 1
+    assert "temporary file" in check.stdout
+    assert server.run_tool("--repair").returncode == 0
+    assert not _temporaries(originals)
+    restarted = start_server(tmp_path / "b", server.database_url, server.data_directory)
+    try:
+        assert requests.get(restarted.url("/original/uploading"), timeout=10).status_code == 404
+        assert upload(restarted, "uploading", images.jpeg()).status_code == 201
+    finally:
+        restarted.stop()
+
+
+@pytest.mark.postgres
+def test_registry_outage_answers_503_and_recovers(
+    tmp_path: Path, make_postgres_database: Callable[[], str], postgres_admin_url: str
+) -> None:
+    database_url = make_postgres_database()
+    name = database_url.rsplit("/", 1)[1]
+    server = start_server(tmp_path, database_url)
+    admin = create_engine(postgres_admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        assert upload(server, "kept", images.jpeg()).status_code == 201
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                {"name": name},
+            )
+        for path in ("/original/kept", "/health", "/derived/kept-10x10.png"):
+            response = requests.get(server.url(path), timeout=30)
+            assert response.status_code == 503, (path, response.text)
+            assert response.headers["Content-Type"] == "application/problem+json"
+            assert int(response.headers["Retry-After"]) > 0
+        assert server.process.poll() is None
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
+        assert requests.get(server.url("/original/kept"), timeout=30).status_code == 200
+        assert requests.get(server.url("/health"), timeout=30).status_code == 200
+        assert requests.get(server.url("/derived/kept-10x10.png"), timeout=30).status_code == 200
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
+        admin.dispose()
+        server.stop()
+    assert "Traceback" not in server.log_path.read_text()
+
+
+def _swallow(url: str) -> None:
+    """GET that the server is killed during: the connection breaks, which is the point."""
+    with contextlib.suppress(requests.ConnectionError):
+        requests.get(url, timeout=120)
+
+
+def _swallow_post(server: Server, image_id: str, data: bytes) -> None:
+    with contextlib.suppress(requests.ConnectionError):
+        upload(server, image_id, data)

@@ -1,0 +1,577 @@
+"""FileBlobStore on a real filesystem: layout, atomic publication, serving and deletion."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+from zope.interface.verify import verifyObject
+
+from pymager.adapters.filesystem import FileBlobStore, StagedFile
+from pymager.domain import DerivedSpec, ImageFormat, ImageId, Size
+from pymager.errors import InvalidImageId, ServiceUnavailable
+from pymager.interfaces import IBlobStore, IStagedFile
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FileBlobStore:
+    blobs = FileBlobStore(tmp_path / "data")
+    blobs.prepare()
+    return blobs
+
+
+def spec(image_id: str = "cat", width: int = 10, height: int = 20, fmt: str = "png") -> DerivedSpec:
+    return DerivedSpec(ImageId(image_id), Size(width, height), ImageFormat.from_extension(fmt))
+
+
+def publish(staged: StagedFile, data: bytes) -> None:
+    staged.file.write(data)
+    staged.publish()
+
+
+def temporary(store: FileBlobStore) -> set[Path]:
+    return {Path(entry[0]) for entry in store.list_temporary()}
+
+
+def temp_files(directory: Path) -> list[Path]:
+    return list(directory.rglob(".tmp-*"))
+
+
+# Contracts
+
+
+def test_file_blob_store_provides_iblobstore(store: FileBlobStore) -> None:
+    assert verifyObject(IBlobStore, store)
+
+
+def test_staged_file_provides_istagedfile(store: FileBlobStore) -> None:
+    staged = store.stage_original(ImageId("cat"))
+    try:
+        assert verifyObject(IStagedFile, staged)
+    finally:
+        staged.discard()
+
+
+# Layout
+
+
+def test_prepare_creates_originals_and_derived(tmp_path: Path) -> None:
+    root = tmp_path / "not" / "yet" / "there"
+    blobs = FileBlobStore(root)
+
+    blobs.prepare()
+
+    assert (root / "originals").is_dir()
+    assert (root / "derived").is_dir()
+
+
+def test_prepare_is_idempotent(store: FileBlobStore) -> None:
+    store.prepare()
+
+    store.check()
+
+
+def test_prepare_under_a_regular_file_raises_service_unavailable(tmp_path: Path) -> None:
+    regular = tmp_path / "file"
+    regular.write_bytes(b"")
+
+    with pytest.raises(ServiceUnavailable, match="cannot create"):
+        FileBlobStore(regular / "data").prepare()
+
+
+def test_original_path_is_originals_id(store: FileBlobStore) -> None:
+    assert store.original_path(ImageId("cat")) == str(store.root / "originals" / "cat")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [("png", "10x20.png"), ("jpg", "10x20.jpg"), ("jpeg", "10x20.jpg"), ("gif", "10x20.gif")],
+)
+def test_derived_path_is_derived_id_size_canonical_extension(
+    store: FileBlobStore, fmt: str, name: str
+) -> None:
+    assert store.derived_path(spec("a-b", fmt=fmt)) == str(store.root / "derived" / "a-b" / name)
+
+
+@pytest.mark.parametrize("bad", ["..", "../x", "", "a/b"])
+def test_paths_refuse_unvalidated_ids(store: FileBlobStore, bad: str) -> None:
+    with pytest.raises(InvalidImageId):
+        store.original_path(bad)  # type: ignore[arg-type]
+
+
+# Staging and publishing
+
+
+def test_staged_file_is_invisible_until_publish(store: FileBlobStore) -> None:
+    final = Path(store.original_path(ImageId("cat")))
+    staged = store.stage_original(ImageId("cat"))
+    staged.file.write(b"meow")
+    staged.file.flush()
+
+    assert not final.exists()
+    assert not store.exists(str(final))
+    assert store.open(str(final), "image/png") is None
+    assert Path(staged.path).parent == final.parent
+    assert Path(staged.path).name.startswith(".tmp-")
+
+    staged.publish()
+
+    assert final.read_bytes() == b"meow"
+    assert store.exists(str(final))
+
+
+def test_published_file_has_mode_0644_and_leaves_no_temp(store: FileBlobStore) -> None:
+    staged = store.stage_derived(spec())
+
+    publish(staged, b"pixels")
+
+    final = Path(store.derived_path(spec()))
+    assert final.read_bytes() == b"pixels"
+    assert stat.S_IMODE(final.stat().st_mode) == 0o644
+    assert temp_files(store.root) == []
+    assert not Path(staged.path).exists()
+
+
+def test_published_file_mode_ignores_umask(store: FileBlobStore) -> None:
+    previous = os.umask(0o077)
+    try:
+        staged = store.stage_original(ImageId("cat"))
+    finally:
+        os.umask(previous)
+
+    publish(staged, b"x")
+
+    assert stat.S_IMODE(Path(store.original_path(ImageId("cat"))).stat().st_mode) == 0o644
+
+
+def test_publish_twice_raises(store: FileBlobStore) -> None:
+    staged = store.stage_original(ImageId("cat"))
+    publish(staged, b"x")
+
+    with pytest.raises(RuntimeError):
+        staged.publish()
+
+
+def test_publish_replaces_existing_file_atomically(store: FileBlobStore) -> None:
+    final = Path(store.original_path(ImageId("cat")))
+    publish(store.stage_original(ImageId("cat")), b"old")
+    staged = store.stage_original(ImageId("cat"))
+    staged.file.write(b"new content")
+    staged.file.flush()
+
+    assert final.read_bytes() == b"old"
+
+    staged.publish()
+
+    assert final.read_bytes() == b"new content"
+    assert temp_files(store.root) == []
+
+
+def test_digest_returns_size_and_sha256_of_written_bytes(store: FileBlobStore) -> None:
+    data = bytes(range(256)) * 5000
+    staged = store.stage_original(ImageId("cat"))
+    try:
+        staged.file.write(data)
+
+        assert staged.digest() == (len(data), hashlib.sha256(data).hexdigest())
+    finally:
+        staged.discard()
+
+
+def test_digest_of_empty_staged_file(store: FileBlobStore) -> None:
+    staged = store.stage_original(ImageId("cat"))
+    try:
+        assert staged.digest() == (0, hashlib.sha256(b"").hexdigest())
+    finally:
+        staged.discard()
+
+
+def test_digest_matches_published_file(store: FileBlobStore) -> None:
+    staged = store.stage_original(ImageId("cat"))
+    staged.file.write(b"abc" * 1000)
+    size, checksum = staged.digest()
+
+    staged.publish()
+
+    published = Path(store.original_path(ImageId("cat"))).read_bytes()
+    assert (size, checksum) == (len(published), hashlib.sha256(published).hexdigest())
+
+
+# Discarding
+
+
+def test_discard_removes_temp_file_and_publishes_nothing(store: FileBlobStore) -> None:
+    staged = store.stage_original(ImageId("cat"))
+    staged.file.write(b"partial")
+
+    staged.discard()
+
+    assert not Path(staged.path).exists()
+    assert not Path(store.original_path(ImageId("cat"))).exists()
+    assert temp_files(store.root) == []
+
+
+def test_discard_is_idempotent(store: FileBlobStore) -> None:
+    staged = store.stage_original(ImageId("cat"))
+
+    staged.discard()
+    staged.discard()
+
+    assert temp_files(store.root) == []
+
+
+def test_discard_after_publish_keeps_published_file(store: FileBlobStore) -> None:
+    staged = store.stage_original(ImageId("cat"))
+    publish(staged, b"kept")
+
+    staged.discard()
+
+    assert Path(store.original_path(ImageId("cat"))).read_bytes() == b"kept"
+
+
+def test_publish_after_discard_raises(store: FileBlobStore) -> None:
+    staged = store.stage_original(ImageId("cat"))
+    staged.discard()
+
+    with pytest.raises(RuntimeError):
+        staged.publish()
+    assert not Path(store.original_path(ImageId("cat"))).exists()
+
+
+# Opening
+
+
+def test_open_missing_path_returns_none(store: FileBlobStore) -> None:
+    assert store.open(store.original_path(ImageId("nobody")), "image/png") is None
+    assert store.open(store.derived_path(spec("nobody")), "image/png") is None
+
+
+def test_open_path_under_a_regular_file_returns_none(store: FileBlobStore) -> None:
+    publish(store.stage_original(ImageId("cat")), b"x")
+
+    assert store.open(os.path.join(store.original_path(ImageId("cat")), "child"), "image/png") is None
+
+
+def test_open_describes_the_file(store: FileBlobStore) -> None:
+    publish(store.stage_derived(spec()), b"0123456789")
+    path = store.derived_path(spec())
+
+    stored = store.open(path, "image/png")
+
+    assert stored is not None
+    with stored.file:
+        assert stored.file.read() == b"0123456789"
+    assert stored.content_type == "image/png"
+    assert stored.size == 10
+    assert stored.modified.tzinfo is not None
+    assert stored.modified.timestamp() == pytest.approx(os.stat(path).st_mtime)
+    assert stored.etag.startswith('"')
+    assert stored.etag.endswith('"')
+
+
+def test_open_file_stays_readable_after_unlink(store: FileBlobStore) -> None:
+    publish(store.stage_original(ImageId("cat")), b"still here")
+    path = store.original_path(ImageId("cat"))
+    stored = store.open(path, "image/png")
+    assert stored is not None
+
+    with stored.file:
+        os.unlink(path)
+        assert stored.file.read() == b"still here"
+
+
+def test_open_file_stays_readable_after_delete_image(store: FileBlobStore) -> None:
+    publish(store.stage_derived(spec()), b"derived bytes")
+    stored = store.open(store.derived_path(spec()), "image/png")
+    assert stored is not None
+
+    with stored.file:
+        store.delete_image(ImageId("cat"))
+        assert stored.file.read() == b"derived bytes"
+
+
+def test_etag_is_stable_for_the_same_file(store: FileBlobStore) -> None:
+    publish(store.stage_original(ImageId("cat")), b"same")
+    path = store.original_path(ImageId("cat"))
+
+    first, second = store.open(path, "image/png"), store.open(path, "image/png")
+
+    assert first is not None
+    assert second is not None
+    first.file.close()
+    second.file.close()
+    assert first.etag == second.etag
+
+
+def test_etag_changes_when_file_is_replaced(store: FileBlobStore) -> None:
+    path = store.original_path(ImageId("cat"))
+    publish(store.stage_original(ImageId("cat")), b"same")
+    before = store.open(path, "image/png")
+    assert before is not None
+    before.file.close()
+
+    publish(store.stage_original(ImageId("cat")), b"same")  # same size and content
+
+    after = store.open(path, "image/png")
+    assert after is not None
+    after.file.close()
+    assert after.etag != before.etag
+
+
+# Deleting
+
+
+def test_delete_image_removes_original_and_every_derived_file(store: FileBlobStore) -> None:
+    publish(store.stage_original(ImageId("cat")), b"original")
+    for derived in (spec(), spec(width=30, height=30), spec(fmt="jpeg"), spec(fmt="webp")):
+        publish(store.stage_derived(derived), b"derived")
+    publish(store.stage_original(ImageId("dog")), b"other")
+    publish(store.stage_derived(spec("dog")), b"other derived")
+
+    store.delete_image(ImageId("cat"))
+
+    assert not Path(store.original_path(ImageId("cat"))).exists()
+    assert not (store.derived / "cat").exists()
+    assert not [p for p in store.derived.iterdir() if p.name.startswith(".trash-")]
+    assert temporary(store) == set()
+    assert Path(store.original_path(ImageId("dog"))).read_bytes() == b"other"
+    assert Path(store.derived_path(spec("dog"))).read_bytes() == b"other derived"
+
+
+def test_delete_image_of_unknown_id_is_fine(store: FileBlobStore) -> None:
+    store.delete_image(ImageId("nobody"))
+
+    assert list(store.originals.iterdir()) == []
+    assert list(store.derived.iterdir()) == []
+
+
+def test_delete_image_with_only_derived_files(store: FileBlobStore) -> None:
+    publish(store.stage_derived(spec()), b"derived")
+
+    store.delete_image(ImageId("cat"))
+
+    assert not (store.derived / "cat").exists()
+
+
+def test_delete_image_refuses_unvalidated_id(store: FileBlobStore) -> None:
+    publish(store.stage_original(ImageId("cat")), b"original")
+
+    with pytest.raises(InvalidImageId):
+        store.delete_image("..")  # type: ignore[arg-type]
+
+    assert store.originals.is_dir()
+    assert Path(store.original_path(ImageId("cat"))).exists()
+
+
+def test_staged_derived_file_can_be_discarded_after_delete_image(store: FileBlobStore) -> None:
+    staged = store.stage_derived(spec())
+    staged.file.write(b"half written")
+
+    store.delete_image(ImageId("cat"))
+    staged.discard()
+
+    assert not (store.derived / "cat").exists()
+    assert temporary(store) == set()
+
+
+def test_staged_derived_file_cannot_publish_after_delete_image(store: FileBlobStore) -> None:
+    staged = store.stage_derived(spec())
+    staged.file.write(b"half written")
+    store.delete_image(ImageId("cat"))
+
+    with pytest.raises(FileNotFoundError):
+        staged.publish()
+    staged.discard()
+
+    assert not Path(store.derived_path(spec())).exists()
+    assert temporary(store) == set()
+
+
+# Health and leftovers
+
+
+def test_list_temporary_lists_leftovers_of_a_crash(store: FileBlobStore) -> None:
+    crashed_original = store.stage_original(ImageId("cat"))
+    crashed_derived = store.stage_derived(spec("dog"))
+    publish(store.stage_original(ImageId("fine")), b"published")
+    # A crash: neither staged file is published or discarded; only their descriptors are closed.
+    crashed_original.file.close()
+    crashed_derived.file.close()
+
+    leftovers = temporary(store)
+
+    assert leftovers == {Path(crashed_original.path), Path(crashed_derived.path)}
+
+
+def test_list_temporary_lists_leftover_trash_directory(store: FileBlobStore) -> None:
+    trash = store.derived / ".trash-deadbeef"
+    trash.mkdir()
+
+    assert trash in temporary(store)
+
+
+def test_list_temporary_is_empty_on_a_clean_store(store: FileBlobStore) -> None:
+    publish(store.stage_original(ImageId("cat")), b"x")
+    publish(store.stage_derived(spec()), b"y")
+
+    assert temporary(store) == set()
+
+
+def test_list_temporary_on_missing_directories_is_empty(tmp_path: Path) -> None:
+    assert FileBlobStore(tmp_path / "never-prepared").list_temporary() == []
+
+
+def test_check_passes_on_prepared_store(store: FileBlobStore) -> None:
+    store.check()
+
+
+@pytest.mark.parametrize("missing", ["derived", "originals"])
+def test_check_raises_service_unavailable_when_a_directory_is_missing(
+    store: FileBlobStore, missing: str
+) -> None:
+    shutil.rmtree(store.root / missing)
+
+    with pytest.raises(ServiceUnavailable, match=missing):
+        store.check()
+
+
+def test_check_raises_service_unavailable_when_directory_is_a_file(store: FileBlobStore) -> None:
+    shutil.rmtree(store.derived)
+    store.derived.write_bytes(b"")
+
+    with pytest.raises(ServiceUnavailable):
+        store.check()
+
+
+def test_list_temporary_gives_modification_times(store: FileBlobStore) -> None:
+    crashed = store.stage_original(ImageId("cat"))
+    crashed.file.close()
+
+    [(path, modified, owner)] = store.list_temporary()
+
+    assert path == crashed.path
+    assert modified.tzinfo is not None
+    assert modified.timestamp() == pytest.approx(os.stat(path).st_mtime)
+    assert owner.endswith(f":{os.getpid()}:")
+
+
+def test_list_temporary_owner_of_untagged_name_is_unknown(store: FileBlobStore) -> None:
+    (store.originals / ".tmp-untagged").write_bytes(b"")
+
+    [(_, _, owner)] = store.list_temporary()
+
+    assert owner == ""
+
+
+def test_staged_file_name_carries_host_and_pid(store: FileBlobStore) -> None:
+    crashed = store.stage_derived(spec())
+    crashed.file.close()
+
+    assert Path(crashed.path).name.startswith(f".tmp-{socket.gethostname()[:40]}~{os.getpid()}~")
+
+
+# Listing what is on disk
+
+
+def test_list_originals_lists_published_originals_only(store: FileBlobStore) -> None:
+    publish(store.stage_original(ImageId("cat")), b"x")
+    publish(store.stage_original(ImageId("dog")), b"y")
+    store.stage_original(ImageId("crashed")).file.close()
+    (store.originals / "not.an.id").write_bytes(b"stray")
+    (store.originals / "a-directory").mkdir()
+
+    listed = dict(store.list_originals())
+
+    assert set(listed) == {"cat", "dog"}
+    assert all(isinstance(image_id, ImageId) for image_id in listed)
+    assert listed[ImageId("cat")].timestamp() == pytest.approx(
+        os.stat(store.original_path(ImageId("cat"))).st_mtime
+    )
+
+
+def test_list_originals_on_missing_directory_is_empty(tmp_path: Path) -> None:
+    assert FileBlobStore(tmp_path / "never-prepared").list_originals() == []
+
+
+def test_list_derived_lists_published_derived_files(store: FileBlobStore) -> None:
+    published = {spec(), spec("a-b", 30, 40, "jpg"), spec("dog", fmt="webp")}
+    for derived in published:
+        publish(store.stage_derived(derived), b"d")
+    store.stage_derived(spec("crashed")).file.close()
+    (store.derived / "cat" / "notes.txt").write_bytes(b"stray")
+    (store.derived / ".trash-deadbeef").mkdir()
+
+    listed = {derived for derived, _ in store.list_derived()}
+
+    assert listed == published
+
+
+def test_list_derived_lists_paths_that_exist(store: FileBlobStore) -> None:
+    publish(store.stage_derived(spec(fmt="jpeg")), b"d")
+
+    [(derived, _)] = store.list_derived()
+
+    assert Path(store.derived_path(derived)).is_file()
+
+
+@pytest.mark.parametrize("name", ["010x20.png", "10x20.jpeg"])
+def test_list_derived_ignores_non_canonical_file_names(store: FileBlobStore, name: str) -> None:
+    (store.derived / "cat").mkdir()
+    (store.derived / "cat" / name).write_bytes(b"stray")
+
+    assert store.list_derived() == []
+
+
+def test_list_derived_on_missing_directory_is_empty(tmp_path: Path) -> None:
+    assert FileBlobStore(tmp_path / "never-prepared").list_derived() == []
+
+
+# Removing what a listing found
+
+
+def test_remove_deletes_a_leftover_temp_file(store: FileBlobStore) -> None:
+    crashed = store.stage_original(ImageId("cat"))
+    crashed.file.close()
+
+    store.remove(crashed.path)
+
+    assert store.list_temporary() == []
+
+
+def test_remove_deletes_a_leftover_trash_tree(store: FileBlobStore) -> None:
+    trash = store.derived / ".trash-deadbeef"
+    (trash / "cat").mkdir(parents=True)
+    (trash / "cat" / "10x20.png").write_bytes(b"d")
+
+    store.remove(str(trash))
+
+    assert not trash.exists()
+
+
+def test_remove_of_missing_path_is_fine(store: FileBlobStore) -> None:
+    store.remove(str(store.originals / ".tmp-gone"))
+
+
+def test_remove_refuses_path_outside_data_directory(store: FileBlobStore, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+
+    with pytest.raises(ValueError, match="outside"):
+        store.remove(str(victim))
+
+    assert victim.exists()
+
+
+def test_remove_refuses_dot_dot_escape_from_data_directory(store: FileBlobStore, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+
+    with pytest.raises(ValueError, match="outside"):
+        store.remove(str(store.root / ".." / "victim"))
+
+    assert victim.exists()

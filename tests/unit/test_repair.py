@@ -1,0 +1,160 @@
+"""The consistency check finds what a crash at each step of a write leaves, and repairs it."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pymager.config import Settings
+from pymager.domain import DerivedSpec, DerivedStatus, ImageId, OriginalStatus
+from pymager.owners import new_owner
+from pymager.repair import Repairer
+from pymager.service import ImageService
+from tests.unit.fakes import FakeBlobStore, FakeMetrics, FakeProcessor, FakeRegistry, fake_image
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+OLD = NOW - timedelta(minutes=5)  # older than generation_timeout (60 s)
+
+
+class World:
+    def __init__(self) -> None:
+        self.registry = FakeRegistry()
+        self.blobs = FakeBlobStore()
+        self.blobs.mtime = OLD
+        settings = Settings.for_directory(Path("/nonexistent"))
+        processor = FakeProcessor(self.blobs)
+        self.service = ImageService(
+            settings, self.registry, self.blobs, processor, FakeMetrics(), lambda: OLD
+        )
+        self.repairer = Repairer(settings, self.registry, self.blobs, lambda: NOW)
+
+    def upload(self, image_id: str) -> None:
+        self.service.save_original(image_id, lambda: io.BytesIO(fake_image()))
+
+    def problems(self, repair: bool = False) -> list[str]:
+        return [finding.problem for finding in self.repairer.run(repair)]
+
+    def claim(self, segment: str, owner: str, at: datetime) -> DerivedSpec:
+        spec = DerivedSpec.parse(segment)
+        with self.registry.unit_of_work(write=True) as uow:
+            assert uow.derived.claim(spec, owner, at)
+            uow.commit()
+        return spec
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_a_consistent_store_has_no_findings(world: World) -> None:
+    world.upload("a")
+    world.service.derived_file("a-10x10.png")
+    assert world.problems() == []
+
+
+def test_check_without_repair_changes_nothing(world: World) -> None:
+    world.upload("a")
+    del world.blobs.files["originals/a"]
+    before = (dict(world.blobs.files), world.registry.commits)
+    assert world.problems() == ["original row without its file"]
+    assert (dict(world.blobs.files), world.registry.commits) == before
+
+
+def test_an_unfinished_delete_is_completed(world: World) -> None:
+    world.upload("a")
+    world.service.derived_file("a-10x10.png")
+    with world.registry.unit_of_work(write=True) as uow:
+        uow.originals.set_status(ImageId("a"), OriginalStatus.DELETING)
+        uow.commit()
+    assert world.problems(repair=True) == ["unfinished delete"]
+    assert world.blobs.files == {}
+    assert world.registry.tables.originals == {}
+    assert world.registry.tables.derived == {}
+    assert world.problems() == []
+
+
+def test_an_original_row_without_its_file_is_removed_with_its_derived_images(world: World) -> None:
+    world.upload("a")
+    world.service.derived_file("a-10x10.png")
+    del world.blobs.files["originals/a"]
+    assert world.problems(repair=True) == ["original row without its file"]
+    assert world.blobs.files == {}
+    assert world.registry.tables.originals == {}
+    assert world.problems() == []
+
+
+def test_an_old_original_file_without_a_row_is_removed_but_a_young_one_is_left(world: World) -> None:
+    world.blobs.files["originals/orphan"] = fake_image()
+    assert world.problems(repair=True) == ["original file without a row"]
+    assert world.blobs.files == {}
+    world.blobs.files["originals/young"] = fake_image()
+    world.blobs.mtime = NOW  # as if an upload were publishing it right now
+    assert world.problems() == []
+
+
+def test_a_ready_derived_row_without_its_file_is_removed(world: World) -> None:
+    world.upload("a")
+    world.service.derived_file("a-10x10.png")
+    del world.blobs.files["derived/a/10x10.png"]
+    assert world.problems(repair=True) == ["derived row without its file"]
+    assert world.registry.tables.derived == {}
+    assert world.problems() == []
+
+
+def test_a_stale_claim_and_the_file_it_left_are_removed(world: World) -> None:
+    world.upload("a")
+    world.claim("a-10x10.png", "other-host:1:abc", OLD)
+    world.blobs.files["derived/a/10x10.png"] = b"published before the crash, never marked ready"
+    assert world.problems(repair=True) == ["stale claim by other-host:1:abc"]
+    assert world.registry.tables.derived == {}
+    assert "derived/a/10x10.png" not in world.blobs.files
+
+
+def test_a_live_claim_is_left_alone(world: World) -> None:
+    world.upload("a")
+    world.claim("a-10x10.png", "other-host:1:abc", NOW)
+    world.claim("a-20x20.png", new_owner(), NOW)  # this very process
+    assert world.problems() == []
+
+
+def test_a_claim_of_a_dead_process_on_this_host_is_stale_at_once(world: World) -> None:
+    world.upload("a")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True
+    )
+    host = new_owner().split(":")[0]
+    world.claim("a-10x10.png", f"{host}:{int(dead.stdout)}:abc", NOW)
+    assert world.problems(repair=True) == [f"stale claim by {host}:{int(dead.stdout)}:abc"]
+    assert world.registry.tables.derived == {}
+
+
+def test_derived_files_without_rows_are_removed(world: World) -> None:
+    world.upload("a")
+    world.blobs.files["derived/a/10x10.png"] = b"no row for me"
+    world.blobs.files["derived/gone/10x10.png"] = b"no original for me"
+    assert sorted(world.problems(repair=True)) == ["derived file without a row"] * 2
+    assert sorted(world.blobs.files) == ["originals/a"]
+
+
+def test_old_temporary_files_are_removed_young_ones_left(world: World) -> None:
+    world.upload("a")
+    world.blobs.stage_derived(DerivedSpec.parse("a-10x10.png"))  # a crash: never published
+    assert world.problems(repair=True) == ["temporary file"]
+    assert world.blobs.temporary == {}
+    world.blobs.stage_original(ImageId("b"))
+    world.blobs.mtime = NOW
+    assert world.problems() == []
+
+
+def test_pending_and_ready_records_are_told_apart(world: World) -> None:
+    world.upload("a")
+    world.service.derived_file("a-10x10.png")
+    record = world.registry.tables.derived[("a", 10, 10, "PNG")]
+    assert record.status is DerivedStatus.READY
+    assert world.problems() == []
