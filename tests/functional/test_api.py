@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import threading
 from email.utils import format_datetime, parsedate_to_datetime
@@ -432,3 +433,44 @@ def test_metrics_count_generations_hits_and_uploads(server: Server, image_id: st
     assert server.metric("pymager_derived_served_total", source="disk") - before["from_disk"] == 2
     assert server.metric("pymager_uploads_total", status="201") - before["created"] == 1
     assert server.metric("pymager_uploads_total", status="409") - before["conflict"] == 1
+
+
+def _raw_post(server: Server, path: str, headers: dict[str, str], chunks: list[bytes]) -> tuple[int, bytes]:
+    """A POST written by hand: requests always sends Content-Length."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.putrequest("POST", path)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        for chunk in chunks:
+            connection.send(chunk)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_chunked_upload_is_accepted(server: Server, image_id: str) -> None:
+    data = images.jpeg(30, 20)
+    body = (
+        b'--zz\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+        + data
+        + b"\r\n--zz--\r\n"
+    )
+    headers = {"Content-Type": "multipart/form-data; boundary=zz", "Transfer-Encoding": "chunked"}
+    status, _ = _raw_post(
+        server, f"/original/{image_id}", headers, [f"{len(body):x}\r\n".encode(), body, b"\r\n0\r\n\r\n"]
+    )
+    assert status == 201
+    assert requests.get(server.url(f"/original/{image_id}"), timeout=10).content == data
+
+
+def test_upload_without_length_is_411(server: Server, image_id: str) -> None:
+    status, body = _raw_post(
+        server, f"/original/{image_id}", {"Content-Type": "multipart/form-data; boundary=zz"}, []
+    )
+    assert status == 411
+    assert b'"status": 411' in body
+    assert server.leaves_nothing(image_id)
