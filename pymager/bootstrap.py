@@ -11,12 +11,15 @@ from cherrypy.process.plugins import SimplePlugin
 from sqlalchemy.engine import make_url
 
 from pymager.adapters.db import migrate
+from pymager.adapters.db.locks import AdvisoryLocks
 from pymager.adapters.db.uow import SqlRegistry, make_engine
 from pymager.adapters.filesystem import FileBlobStore
+from pymager.adapters.locks import FileLocks
 from pymager.adapters.metrics import PrometheusMetrics
 from pymager.adapters.pillow import PillowProcessor
 from pymager.config import ConfigError, Settings, load_settings
 from pymager.errors import ServiceUnavailable
+from pymager.interfaces import IGenerationLocks
 from pymager.repair import Finding, Repairer
 from pymager.service import ImageService
 from pymager.web.app import make_app
@@ -66,12 +69,21 @@ def _open_storage(settings: Settings) -> tuple[FileBlobStore, SqlRegistry]:
     return blobs, registry
 
 
+def _generation_locks(settings: Settings, registry: SqlRegistry) -> IGenerationLocks:
+    """PostgreSQL advisory locks when the registry is shared over the network; lock files otherwise
+    (SQLite lives on one host, and ``flock`` is not reliable on network filesystems)."""
+    if registry.engine.dialect.name == "postgresql":
+        return AdvisoryLocks(registry.engine)
+    return FileLocks(settings.data_directory)
+
+
 def build(settings: Settings) -> Components:
     """Wire the service to its adapters and check that the data directory and registry are usable."""
     blobs, registry = _open_storage(settings)
     processor = PillowProcessor(jpeg_quality=settings.jpeg_quality)
     metrics = PrometheusMetrics()
-    service = ImageService(settings, registry, blobs, processor, metrics)
+    locks = _generation_locks(settings, registry)
+    service = ImageService(settings, registry, blobs, processor, locks, metrics)
     return Components(service, registry, blobs, metrics)
 
 

@@ -6,7 +6,7 @@ import configparser
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -36,6 +36,7 @@ class Settings:
     cache_control_derived: str = "public, max-age=86400"
     generation_timeout: float = 60.0
     wait_timeout: float = 30.0
+    max_concurrent_generations: int = field(default_factory=lambda: os.cpu_count() or 2)
     host: str = "127.0.0.1"
     port: int = 8000
     thread_pool: int = 16
@@ -118,6 +119,7 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "cache_control_derived": _text,
         "generation_timeout": _positive_float,
         "wait_timeout": _positive_float,
+        "max_concurrent_generations": _positive_int,
     },
     "server": {
         "host": _text,

@@ -179,6 +179,27 @@ class IImageProcessor(Interface):
         with no metadata but the colour profile."""
 
 
+class IHeldLock(Interface):
+    """A lock this process holds."""
+
+    def release() -> None:
+        """Release the lock. Safe to call twice."""
+
+
+class IGenerationLocks(Interface):
+    """Cross-process locks, one per derived image. The process generating an image holds its lock for
+    the whole claim, render and publish, so other processes block on the lock instead of polling. A
+    lock dies with its holder (the kernel closes its file; PostgreSQL ends its session), so a crashed
+    generation frees its image at once."""
+
+    def try_acquire(spec: DerivedSpec) -> IHeldLock | None:
+        """Take the lock of ``spec`` if no process holds it now; ``None`` otherwise. Never blocks."""
+
+    def wait(spec: DerivedSpec, timeout: float) -> bool:
+        """Block until no process holds the lock of ``spec`` (``True``) or ``timeout`` seconds pass
+        (``False``). Does not take the lock."""
+
+
 class IMetrics(Interface):
     """Counters and timings of one process (or, in multiprocess mode, of all processes sharing a
     metrics directory)."""
@@ -224,6 +245,8 @@ class IImageService(Interface):
 __all__ = [
     "IBlobStore",
     "IDerivedRepository",
+    "IGenerationLocks",
+    "IHeldLock",
     "IImageProcessor",
     "IImageService",
     "IMetrics",

@@ -7,19 +7,20 @@ Consistency protocol (see README, "Design"):
 - Delete: mark the row ``DELETING`` (readers see 404, re-uploads 409), remove the files, delete the
   rows. A crash in between leaves a ``DELETING`` row that a retried DELETE (or the repair) completes.
 - Derive: a file at the derived path is served without touching the registry. On a miss, one thread
-  per process leads (single flight); it claims the derived row in the registry (one claim wins across
-  processes and hosts), renders to a staged file and publishes it while holding the original's row
-  lock, so a concurrent delete can never leave a derived file of a deleted or replaced original.
+  per process leads (single flight) and takes the image's cross-process lock (or blocks on it while
+  another process generates); under the lock it claims the derived row, renders to a staged file and
+  publishes it while holding the original's row lock, so a concurrent delete can never leave a derived
+  file of a deleted or replaced original.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import BinaryIO
 
 from zope.interface import implementer
@@ -41,26 +42,24 @@ from pymager.errors import (
     SizeNotAllowed,
     UploadTooLarge,
 )
-from pymager.interfaces import IBlobStore, IImageProcessor, IImageService, IMetrics, IRegistry
-from pymager.owners import new_owner, owner_is_dead
+from pymager.interfaces import (
+    IBlobStore,
+    IGenerationLocks,
+    IImageProcessor,
+    IImageService,
+    IMetrics,
+    IRegistry,
+)
+from pymager.owners import new_owner
 from pymager.singleflight import FlightTimeout, SingleFlight
 
 log = logging.getLogger(__name__)
 
 _COPY_CHUNK = 1 << 20
-_POLL_FIRST, _POLL_MAX = 0.005, 0.25
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class _Outcome(enum.Enum):
-    """How a derived image came to exist for a request that missed it on disk."""
-
-    GENERATED = "generated"  # this process generated it
-    WAITED = "waited"  # another process generated it while this one waited
-    FOUND = "found"  # it appeared before this process had to wait
 
 
 @implementer(IImageService)
@@ -71,6 +70,7 @@ class ImageService:
         registry: IRegistry,
         blobs: IBlobStore,
         processor: IImageProcessor,
+        locks: IGenerationLocks,
         metrics: IMetrics,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
@@ -78,9 +78,11 @@ class ImageService:
         self._registry = registry
         self._blobs = blobs
         self._processor = processor
+        self._locks = locks
         self._metrics = metrics
+        self._slots = threading.BoundedSemaphore(settings.max_concurrent_generations)
         self._clock = clock
-        self._flights: SingleFlight[_Outcome] = SingleFlight()
+        self._flights: SingleFlight[bool] = SingleFlight()
 
     # -- originals -------------------------------------------------------------------------------
 
@@ -150,14 +152,14 @@ class ImageService:
             self._metrics.derived_served("disk")
             return stored
         try:
-            outcome, shared = self._flights.run(
+            generated, shared = self._flights.run(
                 spec.key, lambda: self._produce(spec), self._settings.wait_timeout
             )
         except FlightTimeout:
             self._metrics.derived_coalesced()
             raise self._still_generating(spec) from None
-        generated_here = outcome is _Outcome.GENERATED and not shared
-        if shared or outcome is _Outcome.WAITED:
+        generated_here = generated and not shared
+        if shared:
             self._metrics.derived_coalesced()
         stored = self._blobs.open(path, spec.format.mime_type)
         if stored is None:  # deleted between generation and now
@@ -165,30 +167,51 @@ class ImageService:
         self._metrics.derived_served("generated" if generated_here else "disk")
         return stored
 
-    def _produce(self, spec: DerivedSpec) -> _Outcome:
-        """Make sure the derived file exists, generating it here if this process wins the claim."""
+    def _produce(self, spec: DerivedSpec) -> bool:
+        """Make sure the derived file exists: generate it under its cross-process lock, or block on
+        that lock while another process generates it. Return whether this process generated it."""
         deadline = time.monotonic() + self._settings.wait_timeout
-        delay = _POLL_FIRST
-        owner = new_owner()
+        path = self._blobs.derived_path(spec)
         waited = False
         while True:
-            claimed, original = self._claim(spec, owner)
-            if claimed:
-                self._render(spec, original, owner)
-                return _Outcome.GENERATED
-            if self._blobs.exists(self._blobs.derived_path(spec)):
-                return _Outcome.WAITED if waited else _Outcome.FOUND
-            # Another process holds a live claim: wait for its file, with a bounded backoff.
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._still_generating(spec)
+            lock = self._locks.try_acquire(spec)
+            if lock is not None:
+                try:
+                    if self._blobs.exists(path):  # finished by another process since our miss
+                        return False
+                    self._generate(spec, deadline)
+                    return True
+                finally:
+                    lock.release()
+            if not waited:
+                self._metrics.derived_coalesced()  # waiting on another process's generation
             waited = True
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, _POLL_MAX)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._locks.wait(spec, remaining):
+                raise self._still_generating(spec)
+            if self._blobs.exists(path):
+                return False
+            # Released without a file: that generation failed or its process died. Try ourselves.
 
-    def _claim(self, spec: DerivedSpec, owner: str) -> tuple[bool, Original]:
+    def _generate(self, spec: DerivedSpec, deadline: float) -> None:
+        """Generate ``spec`` while holding its lock, within this process's generation slots."""
+        if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise ServiceUnavailable(
+                f"all {self._settings.max_concurrent_generations} generation slots are busy; retry shortly",
+                retry_after=self._retry_after(),
+            )
+        try:
+            owner = new_owner()
+            original = self._claim(spec, owner)
+            self._render(spec, original, owner)
+        finally:
+            self._slots.release()
+
+    def _claim(self, spec: DerivedSpec, owner: str) -> Original:
+        """Record in the registry that ``owner`` generates ``spec``. Called with the key's lock held,
+        so no live process is generating it: a pending claim found here is a dead process's, and a
+        ready row is one whose file went missing; either is taken over (compare-and-set on owner)."""
         now = self._clock()
-        stale_before = now - timedelta(seconds=self._settings.generation_timeout)
         with self._registry.unit_of_work(write=True) as uow:
             record = uow.originals.get(spec.image_id)
             if record is None or record.status is not OriginalStatus.READY:
@@ -196,17 +219,15 @@ class ImageService:
             derived = uow.derived.get(spec)
             if derived is None:
                 claimed = uow.derived.claim(spec, owner, now)
-            elif derived.status is DerivedStatus.READY:
-                # Ready in the registry yet missing on disk (we only get here on a miss): regenerate.
-                exists = self._blobs.exists(self._blobs.derived_path(spec))
-                claimed = not exists and uow.derived.take_over(spec, derived.owner, owner, now)
-            elif derived.claimed_at < stale_before or owner_is_dead(derived.owner):
-                log.warning("taking over stale claim on %s from %s", spec.key, derived.owner)
-                claimed = uow.derived.take_over(spec, derived.owner, owner, now)
             else:
-                claimed = False
+                if derived.status is DerivedStatus.PENDING:
+                    log.warning("taking over the claim on %s left by %s", spec.key, derived.owner)
+                claimed = uow.derived.take_over(spec, derived.owner, owner, now)
             uow.commit()
-        return claimed, record.original
+        if not claimed:  # only a writer that ignores the lock can get here
+            raise ServiceUnavailable(f"{spec.key} is being generated elsewhere", self._retry_after())
+        original: Original = record.original
+        return original
 
     def _render(self, spec: DerivedSpec, original: Original, owner: str) -> None:
         staged = self._blobs.stage_derived(spec)
@@ -248,10 +269,10 @@ class ImageService:
             log.warning("could not release claim on %s; it expires after generation_timeout", spec.key)
 
     def _still_generating(self, spec: DerivedSpec) -> ServiceUnavailable:
-        return ServiceUnavailable(
-            f"{spec.key} is still being generated; retry shortly",
-            retry_after=max(1, round(self._settings.wait_timeout / 10)),
-        )
+        return ServiceUnavailable(f"{spec.key} is still being generated; retry shortly", self._retry_after())
+
+    def _retry_after(self) -> int:
+        return max(1, round(self._settings.wait_timeout / 10))
 
     # -- health ----------------------------------------------------------------------------------
 

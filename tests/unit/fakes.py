@@ -31,6 +31,8 @@ from pymager.errors import CorruptImage, ServiceUnavailable, UnsupportedImage
 from pymager.interfaces import (
     IBlobStore,
     IDerivedRepository,
+    IGenerationLocks,
+    IHeldLock,
     IImageProcessor,
     IMetrics,
     IOriginalRepository,
@@ -327,3 +329,41 @@ class FakeMetrics:
 
     def exposition(self) -> tuple[str, bytes]:
         return "text/plain", f"served {len(self.served)}".encode()
+
+
+@implementer(IHeldLock)
+class FakeHeldLock:
+    def __init__(self, locks: FakeLocks, key: str) -> None:
+        self._locks = locks
+        self._key = key
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._locks.release(self._key)
+
+
+@implementer(IGenerationLocks)
+class FakeLocks:
+    """In-memory locks; ``try_acquire`` from a test stands for another process holding the lock."""
+
+    def __init__(self) -> None:
+        self._held: set[str] = set()
+        self._changed = threading.Condition()
+
+    def try_acquire(self, spec: DerivedSpec) -> FakeHeldLock | None:
+        with self._changed:
+            if spec.key in self._held:
+                return None
+            self._held.add(spec.key)
+            return FakeHeldLock(self, spec.key)
+
+    def wait(self, spec: DerivedSpec, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: spec.key not in self._held, timeout)
+
+    def release(self, key: str) -> None:
+        with self._changed:
+            self._held.discard(key)
+            self._changed.notify_all()

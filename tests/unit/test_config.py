@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -395,3 +396,14 @@ def test_load_settings_keeps_absolute_and_non_file_database_urls(tmp_path: Path,
     config = tmp_path / "pymager.ini"
     config.write_text(f"[pymager]\ndatabase_url = {url}\n", encoding="utf-8")
     assert load_settings(config).database_url == url
+
+
+def test_load_settings_max_concurrent_generations_defaults_to_the_cores(tmp_path: Path) -> None:
+    config = tmp_path / "pymager.ini"
+    config.write_text("[pymager]\n", encoding="utf-8")
+    assert load_settings(config).max_concurrent_generations == (os.cpu_count() or 2)
+    config.write_text("[pymager]\nmax_concurrent_generations = 3\n", encoding="utf-8")
+    assert load_settings(config).max_concurrent_generations == 3
+    config.write_text("[pymager]\nmax_concurrent_generations = 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="max_concurrent_generations = '0'"):
+        load_settings(config)

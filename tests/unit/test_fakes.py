@@ -7,10 +7,12 @@ from pathlib import Path
 from zope.interface.verify import verifyObject
 
 from pymager.config import Settings
-from pymager.domain import ImageId
+from pymager.domain import DerivedSpec, ImageId
 from pymager.interfaces import (
     IBlobStore,
     IDerivedRepository,
+    IGenerationLocks,
+    IHeldLock,
     IImageProcessor,
     IImageService,
     IMetrics,
@@ -20,7 +22,7 @@ from pymager.interfaces import (
     IUnitOfWork,
 )
 from pymager.service import ImageService
-from tests.unit.fakes import FakeBlobStore, FakeMetrics, FakeProcessor, FakeRegistry
+from tests.unit.fakes import FakeBlobStore, FakeLocks, FakeMetrics, FakeProcessor, FakeRegistry
 
 
 def test_fakes_provide_their_interfaces() -> None:
@@ -35,11 +37,21 @@ def test_fakes_provide_their_interfaces() -> None:
     assert verifyObject(IStagedFile, blobs.stage_original(ImageId("x")))
     assert verifyObject(IImageProcessor, FakeProcessor(blobs))
     assert verifyObject(IMetrics, FakeMetrics())
+    locks = FakeLocks()
+    assert verifyObject(IGenerationLocks, locks)
+    held = locks.try_acquire(DerivedSpec.parse("x-1x1.png"))
+    assert held is not None
+    assert verifyObject(IHeldLock, held)
 
 
 def test_image_service_provides_its_interface() -> None:
     blobs = FakeBlobStore()
     service = ImageService(
-        Settings.for_directory(Path("/x")), FakeRegistry(), blobs, FakeProcessor(blobs), FakeMetrics()
+        Settings.for_directory(Path("/x")),
+        FakeRegistry(),
+        blobs,
+        FakeProcessor(blobs),
+        FakeLocks(),
+        FakeMetrics(),
     )
     assert verifyObject(IImageService, service)

@@ -15,7 +15,7 @@ from pymager.domain import DerivedSpec, DerivedStatus, ImageId, OriginalStatus
 from pymager.owners import new_owner
 from pymager.repair import Repairer
 from pymager.service import ImageService
-from tests.unit.fakes import FakeBlobStore, FakeMetrics, FakeProcessor, FakeRegistry, fake_image
+from tests.unit.fakes import FakeBlobStore, FakeLocks, FakeMetrics, FakeProcessor, FakeRegistry, fake_image
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(minutes=5)  # older than generation_timeout (60 s)
@@ -29,7 +29,7 @@ class World:
         settings = Settings.for_directory(Path("/nonexistent"))
         processor = FakeProcessor(self.blobs)
         self.service = ImageService(
-            settings, self.registry, self.blobs, processor, FakeMetrics(), lambda: OLD
+            settings, self.registry, self.blobs, processor, FakeLocks(), FakeMetrics(), lambda: OLD
         )
         self.repairer = Repairer(settings, self.registry, self.blobs, lambda: NOW)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,7 +27,7 @@ from pymager.errors import (
     UploadTooLarge,
 )
 from pymager.service import ImageService
-from tests.unit.fakes import FakeBlobStore, FakeMetrics, FakeProcessor, FakeRegistry, fake_image
+from tests.unit.fakes import FakeBlobStore, FakeLocks, FakeMetrics, FakeProcessor, FakeRegistry, fake_image
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -38,10 +38,17 @@ class World:
         self.blobs = FakeBlobStore()
         self.processor = FakeProcessor(self.blobs)
         self.metrics = FakeMetrics()
+        self.locks = FakeLocks()
         self.settings = Settings.for_directory(Path("/nonexistent"), **overrides)
         self.now = NOW
         self.service = ImageService(
-            self.settings, self.registry, self.blobs, self.processor, self.metrics, lambda: self.now
+            self.settings,
+            self.registry,
+            self.blobs,
+            self.processor,
+            self.locks,
+            self.metrics,
+            lambda: self.now,
         )
 
     def upload(self, image_id: str, data: bytes) -> None:
@@ -276,30 +283,74 @@ def test_concurrent_requests_for_a_cold_derived_image_generate_it_once(world: Wo
     assert len(set(bodies)) == 1
 
 
-def test_a_live_claim_elsewhere_makes_the_request_wait_then_answer_503() -> None:
-    world = World(wait_timeout=0.05, generation_timeout=60)
+def test_a_generation_in_another_process_makes_the_request_wait_then_answer_503() -> None:
+    world = World(wait_timeout=0.05)
     world.upload("sample", fake_image())
-    spec = DerivedSpec.parse("sample-10x10.png")
-    with world.registry.unit_of_work(write=True) as uow:
-        assert uow.derived.claim(spec, "other-host:1:abc", NOW)
-        uow.commit()
+    elsewhere = world.locks.try_acquire(DerivedSpec.parse("sample-10x10.png"))
+    assert elsewhere is not None
     with pytest.raises(ServiceUnavailable) as raised:
         world.service.derived_file("sample-10x10.png")
     assert raised.value.retry_after >= 1
     assert world.processor.derive_calls == []
+    assert world.metrics.coalesced == 1
 
 
-def test_a_stale_claim_is_taken_over_and_generated_once(world: World) -> None:
+def test_a_request_waits_for_another_process_and_serves_its_image(world: World) -> None:
+    world.upload("sample", fake_image())
+    spec = DerivedSpec.parse("sample-10x10.png")
+    elsewhere = world.locks.try_acquire(spec)
+    assert elsewhere is not None
+    bodies: list[bytes] = []
+    request = threading.Thread(target=lambda: bodies.append(world.service.derived_file(spec.key).file.read()))
+    request.start()
+    world.blobs.files["derived/sample/10x10.png"] = b"made by the other process"
+    elsewhere.release()
+    request.join()
+    assert bodies == [b"made by the other process"]
+    assert world.processor.derive_calls == []
+    assert world.metrics.served == ["disk"]
+
+
+def test_a_claim_left_by_a_dead_process_is_taken_over_at_once(world: World) -> None:
+    # The lock is free (its holder died with it), so the pending claim is taken over whatever its age.
     world.upload("sample", fake_image())
     spec = DerivedSpec.parse("sample-10x10.png")
     with world.registry.unit_of_work(write=True) as uow:
-        assert uow.derived.claim(spec, "dead-host:1:abc", NOW - timedelta(seconds=61))
+        assert uow.derived.claim(spec, "dead-host:1:abc", NOW)
         uow.commit()
     assert world.service.derived_file("sample-10x10.png").size > 0
     assert len(world.processor.derive_calls) == 1
     record = world.registry.tables.derived[("sample", 10, 10, "PNG")]
     assert record.status is DerivedStatus.READY
     assert record.owner != "dead-host:1:abc"
+
+
+def test_generations_beyond_the_slots_wait_then_answer_503() -> None:
+    world = World(max_concurrent_generations=1, wait_timeout=0.05)
+    world.upload("sample", fake_image())
+    world.processor.gate = threading.Event()
+    first = threading.Thread(target=world.service.derived_file, args=("sample-10x10.png",))
+    first.start()
+    assert world.processor.started.wait(5)
+    with pytest.raises(ServiceUnavailable, match="generation slots"):
+        world.service.derived_file("sample-20x20.png")
+    world.processor.gate.set()
+    first.join()
+    assert world.service.derived_file("sample-20x20.png").size > 0
+    assert len(world.processor.derive_calls) == 2
+
+
+def test_the_lock_is_released_after_a_failed_generation(world: World) -> None:
+    world.upload("sample", fake_image())
+    world.blobs.files["originals/sample"] = b""  # the processor will still derive; fail it instead
+
+    def explode(*_args: object) -> None:
+        raise CorruptImage("the JPEG data is corrupt or truncated: boom")
+
+    world.processor.derive = explode  # type: ignore[method-assign]
+    with pytest.raises(CorruptImage):
+        world.service.derived_file("sample-10x10.png")
+    assert world.locks.try_acquire(DerivedSpec.parse("sample-10x10.png")) is not None
 
 
 def test_a_ready_row_whose_file_vanished_is_regenerated(world: World) -> None:

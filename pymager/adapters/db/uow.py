@@ -95,7 +95,7 @@ def _unavailable(error: BaseException) -> ServiceUnavailable:
 
 
 @contextmanager
-def _translated() -> Iterator[None]:
+def translate_errors() -> Iterator[None]:
     """Turn the database being unreachable, locked or timing out into ``ServiceUnavailable``."""
     try:
         yield
@@ -127,7 +127,7 @@ class SqlUnitOfWork:
         self.originals = SqlOriginalRepository(session)
         self.derived = SqlDerivedRepository(session)
         try:
-            with _translated():
+            with translate_errors():
                 # Connect and BEGIN now, so a writer holds the write lock before its first read.
                 session.connection(execution_options={_WRITE_OPTION: self._write})
         except BaseException:
@@ -138,7 +138,7 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         if self._session is None:
             raise RuntimeError("commit() outside of the unit of work's with-block")
-        with _translated():
+        with translate_errors():
             self._session.commit()
         self._committed = True
 
@@ -157,7 +157,7 @@ class SqlUnitOfWork:
         if session is None:
             return
         try:
-            with _translated():
+            with translate_errors():
                 if rollback:
                     session.rollback()
                 session.close()
@@ -185,7 +185,7 @@ class SqlRegistry:
         return SqlUnitOfWork(self._session_factory, write=write)
 
     def ping(self) -> None:
-        with _translated():
+        with translate_errors():
             with self._engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
             current = current_revision(self._engine)
