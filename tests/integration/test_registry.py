@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,7 @@ from typing import TypeVar
 import pytest
 from zope.interface.verify import verifyObject
 
-from pymager.adapters.db import SqlRegistry, make_engine
+from pymager.adapters.db import SqlRegistry, make_engine, migrate
 from pymager.adapters.db.repository import SqlDerivedRepository, SqlOriginalRepository
 from pymager.domain import (
     DerivedSpec,
@@ -307,4 +308,25 @@ def test_unreachable_database_is_service_unavailable(unreachable_url: str, tmp_p
             with pytest.raises(ServiceUnavailable), registry.unit_of_work(write=write):
                 pytest.fail("the unit of work began on an unreachable database")
     finally:
+        registry.dispose()
+
+
+def test_sqlite_locked_beyond_its_busy_timeout_is_service_unavailable_then_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pymager.adapters.db.uow.SQLITE_BUSY_TIMEOUT_MS", 200)
+    path = tmp_path / "locked.sqlite3"
+    migrate.upgrade(f"sqlite:///{path}")
+    registry = SqlRegistry(make_engine(f"sqlite:///{path}"))
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with pytest.raises(ServiceUnavailable, match="locked"), registry.unit_of_work(write=True) as uow:
+            uow.commit()
+        other.execute("ROLLBACK")
+        with registry.unit_of_work(write=True) as uow:
+            assert uow.originals.get(ImageId("anything")) is None
+            uow.commit()
+    finally:
+        other.close()
         registry.dispose()
