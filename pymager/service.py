@@ -242,13 +242,11 @@ class ImageService:
             size, checksum = staged.digest()
             with self._registry.unit_of_work(write=True) as uow:
                 current = uow.originals.lock(spec.image_id)
-                still_current = (
-                    current is not None
-                    and current.status is OriginalStatus.READY
-                    and current.original.checksum == original.checksum
-                )
-                if not (still_current and uow.derived.mark_ready(spec, owner, size, checksum, self._clock())):
-                    raise ImageNotFound(spec.image_id)
+                if current is None or current.status is not OriginalStatus.READY:
+                    raise ImageNotFound(spec.image_id)  # deleted while we rendered
+                replaced = current.original.checksum != original.checksum
+                if replaced or not uow.derived.mark_ready(spec, owner, size, checksum, self._clock()):
+                    raise ServiceUnavailable(f"{spec.image_id} changed while {spec.key} was generated", 1)
                 staged.publish()
                 uow.commit()
             elapsed = time.perf_counter() - started
@@ -266,7 +264,7 @@ class ImageService:
                 uow.derived.release(spec, owner)
                 uow.commit()
         except ServiceUnavailable:
-            log.warning("could not release claim on %s; it expires after generation_timeout", spec.key)
+            log.warning("could not release the claim on %s; the next generation takes it over", spec.key)
 
     def _still_generating(self, spec: DerivedSpec) -> ServiceUnavailable:
         return ServiceUnavailable(f"{spec.key} is still being generated; retry shortly", self._retry_after())

@@ -60,10 +60,9 @@ def read_file_field() -> BinaryIO:
         raise BadUpload("send exactly one field named 'file'")
     if isinstance(field, str):  # a field sent without a filename: CherryPy decoded it as text
         return io.BytesIO(field.encode("utf-8"))  # CherryPy tried us-ascii, then utf-8
-    if field.file is not None:
-        field.file.seek(0)
-        return field.file  # type: ignore[no-any-return]
-    return io.BytesIO(field.value if isinstance(field.value, bytes) else b"")
+    # A part with a filename is always spooled to an anonymous temporary file by CherryPy.
+    field.file.seek(0)
+    return field.file  # type: ignore[no-any-return]
 
 
 @cherrypy.expose

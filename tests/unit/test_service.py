@@ -428,3 +428,31 @@ def test_health_reports_an_unwritable_data_directory(world: World) -> None:
     world.blobs.writable = False
     with pytest.raises(ServiceUnavailable, match="not writable"):
         world.service.health()
+
+
+def test_an_original_replaced_during_generation_asks_to_retry_and_publishes_nothing(world: World) -> None:
+    world.upload("sample", fake_image(ImageFormat.JPEG, 10, 10))
+    world.processor.gate = threading.Event()
+    errors: list[Exception] = []
+
+    def fetch() -> None:
+        try:
+            world.service.derived_file("sample-5x5.png")
+        except ServiceUnavailable as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=fetch)
+    thread.start()
+    assert world.processor.started.wait(5)
+    world.service.delete_original("sample")
+    world.upload("sample", fake_image(ImageFormat.PNG, 20, 20))
+    world.processor.gate.set()
+    thread.join()
+    assert len(errors) == 1
+    assert errors[0].retry_after == 1
+    assert "derived/sample/5x5.png" not in world.blobs.files
+    assert not world.blobs.temporary
+    world.processor.gate = None
+    assert (
+        world.service.derived_file("sample-5x5.png").file.read().endswith(fake_image(ImageFormat.PNG, 20, 20))
+    )
