@@ -1,6 +1,10 @@
-"""Generation locks as ``flock`` on lock files beside the derived images, for registries that live on
-one host (SQLite). The lock file of ``derived/<id>/<W>x<H>.<ext>`` is ``derived/<id>/.lock-<W>x<H>.<ext>``:
-it goes away with the image's directory when the original is deleted, and is never served.
+"""Generation locks as ``flock`` on lock files, for registries that live on one host (SQLite).
+
+The lock files are a fixed set of 4096 buckets, ``<data>/locks/<hash>.lock``, chosen by a hash of the
+derived image's name: requests can never make pymager create files (a GET for an unknown id creates
+nothing), and nothing is left to clean up. Two images sharing a bucket only make one wait for the
+other's generation, which is rare with a handful of concurrent generations and never wrong: a waiter
+re-checks its own file when it wakes.
 
 ``flock`` has no timed wait, so ``wait`` blocks in a helper thread and waits on an ``Event`` with the
 timeout. A helper whose caller gave up stays blocked until the holder releases (or dies), then exits:
@@ -10,6 +14,7 @@ at most one such thread per waiting request, living no longer than the generatio
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import threading
 from pathlib import Path
@@ -19,7 +24,7 @@ from zope.interface import implementer
 from pymager.domain import DerivedSpec
 from pymager.interfaces import IGenerationLocks, IHeldLock
 
-_LOCK_PREFIX = ".lock-"
+BUCKETS = 4096
 
 
 @implementer(IHeldLock)
@@ -36,10 +41,10 @@ class HeldFileLock:
 @implementer(IGenerationLocks)
 class FileLocks:
     def __init__(self, root: Path) -> None:
-        self._derived = root / "derived"
+        self._directory = root / "locks"
 
     def try_acquire(self, spec: DerivedSpec) -> HeldFileLock | None:
-        fd = self._open(spec, create_directory=True)
+        fd = self._open(spec)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -51,10 +56,7 @@ class FileLocks:
         return HeldFileLock(fd)
 
     def wait(self, spec: DerivedSpec, timeout: float) -> bool:
-        try:
-            fd = self._open(spec, create_directory=False)
-        except FileNotFoundError:  # the image's directory is gone: nobody can hold its lock
-            return True
+        fd = self._open(spec)
         released = threading.Event()
 
         def block() -> None:
@@ -67,9 +69,12 @@ class FileLocks:
         threading.Thread(target=block, name=f"pymager-wait-{spec.key}", daemon=True).start()
         return released.wait(timeout)
 
-    def _open(self, spec: DerivedSpec, *, create_directory: bool) -> int:
-        directory = self._derived / spec.image_id
-        if create_directory:
-            directory.mkdir(parents=True, exist_ok=True)
-        name = f"{_LOCK_PREFIX}{spec.size}.{spec.format.extension}"
-        return os.open(directory / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    def _open(self, spec: DerivedSpec) -> int:
+        self._directory.mkdir(exist_ok=True)
+        return os.open(self._directory / bucket_name(spec), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+def bucket_name(spec: DerivedSpec) -> str:
+    """The lock file of ``spec``: one of ``BUCKETS`` names, by a hash of the canonical image name."""
+    bucket = int.from_bytes(hashlib.sha256(spec.key.encode()).digest()[:4], "big") % BUCKETS
+    return f"{bucket:03x}.lock"

@@ -16,7 +16,7 @@ from zope.interface.verify import verifyObject
 
 from pymager.adapters.db import make_engine
 from pymager.adapters.db.locks import AdvisoryLocks, lock_key
-from pymager.adapters.locks import FileLocks
+from pymager.adapters.locks import BUCKETS, FileLocks, bucket_name
 from pymager.domain import DerivedSpec
 from pymager.interfaces import IGenerationLocks, IHeldLock
 
@@ -55,7 +55,7 @@ def _holder_script(locks: IGenerationLocks, tmp_path: Path, request: pytest.Fixt
         """
         import sys
         from pymager.adapters.db.locks import AdvisoryLocks
-        from pymager.adapters.locks import FileLocks
+        from pymager.adapters.locks import BUCKETS, FileLocks, bucket_name
         from pymager.domain import DerivedSpec
         {make}
         held = locks.try_acquire(DerivedSpec.parse("cat-100x100.jpg"))
@@ -143,9 +143,22 @@ def test_a_holder_killed_mid_generation_frees_the_lock(
         holder.wait()
 
 
-def test_file_lock_wait_for_an_image_without_a_directory_returns_at_once(tmp_path: Path) -> None:
-    assert FileLocks(tmp_path).wait(DerivedSpec.parse("never-1x1.png"), 10) is True
-    assert not (tmp_path / "derived" / "never").exists()
+def test_file_locks_create_nothing_per_image(tmp_path: Path) -> None:
+    locks = FileLocks(tmp_path)
+    for n in range(1, 50):
+        held = locks.try_acquire(DerivedSpec.parse(f"never-uploaded-{n}-1x1.png"))
+        assert held is not None
+        held.release()
+    assert locks.wait(DerivedSpec.parse("nobody-1x1.png"), 10) is True
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["locks"]
+    assert len(list((tmp_path / "locks").iterdir())) <= 50
+    assert all(len(name) == len("fff.lock") for name in (p.name for p in (tmp_path / "locks").iterdir()))
+
+
+def test_file_lock_buckets_are_stable_and_bounded() -> None:
+    names = {bucket_name(DerivedSpec.parse(f"cat-{n}x{n}.png")) for n in range(1, 20000)}
+    assert BUCKETS * 0.95 < len(names) <= BUCKETS  # bounded, and well spread
+    assert bucket_name(SPEC) == bucket_name(DerivedSpec.parse("cat-100x100.jpeg"))
 
 
 def test_advisory_lock_keys_are_stable_signed_64_bit_and_distinct() -> None:
