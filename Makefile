@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+APACHE_STAMP := $(VENV)/.apache
 
-.PHONY: install serve migrate check repair test lint format clean
+.PHONY: install apache serve migrate check repair test lint format clean
 
 $(STAMP): setup.py pyproject.toml
 	@# Debian/Ubuntu ship venv and ensurepip separately from python3.
@@ -16,6 +17,20 @@ $(STAMP): setup.py pyproject.toml
 	touch $@
 
 install: $(STAMP)
+
+# Apache httpd and mod_wsgi for deploy/apache and the `apache` tests. mod_wsgi is built by pip against
+# the virtualenv's own Python (Debian's libapache2-mod-wsgi-py3 only fits a venv of Debian's python3),
+# so it needs apache2-dev (apxs), a C compiler and Python's headers. Debian packages are installed only
+# when missing. If this fails, `make test` goes on and the apache tests skip (fail in CI).
+$(APACHE_STAMP): $(STAMP)
+	@{ dpkg -s apache2 apache2-dev gcc >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apache2 apache2-dev gcc; }; } && \
+	{ $(BIN)/python -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_path("include") + "/Python.h"))' || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-dev; }; } && \
+	$(BIN)/pip install --quiet --disable-pip-version-check 'mod_wsgi>=5' && \
+	touch $@ || echo 'make: Apache + mod_wsgi could not be installed; the apache tests will skip' >&2
+
+apache: $(APACHE_STAMP)
 
 # Honours PYMAGER_CONFIG (default ./pymager.ini).
 migrate: $(STAMP)
@@ -41,7 +56,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP)
+test: $(STAMP) $(APACHE_STAMP)
 	$(MAKE) lint
 	$(BIN)/pytest
 

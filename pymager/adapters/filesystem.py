@@ -132,7 +132,9 @@ class FileBlobStore:
             content_type=content_type,
             size=st.st_size,
             modified=datetime.fromtimestamp(st.st_mtime, UTC),
-            etag=f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"',
+            # Apache's "FileETag MTime Size" (size, then mtime in microseconds, in hex), so a front
+            # server serving the file itself sends the same validator (deploy/apache).
+            etag=f'"{st.st_size:x}-{st.st_mtime_ns // 1000:x}"',
         )
 
     def exists(self, path: str) -> bool:

@@ -1,4 +1,5 @@
-"""A real pymager server in a subprocess on a loopback port, on SQLite and on PostgreSQL."""
+"""A real pymager server on a loopback port: standalone on SQLite and on PostgreSQL, and behind Apache
+httpd with mod_wsgi (``deploy/apache``, on SQLite)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from pymager.adapters.db import migrate
+from tests.conftest import service_missing
+from tests.functional import apache
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE = 30.0
@@ -24,6 +27,8 @@ STARTUP_DEADLINE = 30.0
 # What the shared functional server is configured with (tests refer to these limits).
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 MAX_DIMENSION = 2000
+# What the Apache server sends for derived images, from its pymager.ini (Apache's static hits too).
+APACHE_CACHE_CONTROL_DERIVED = "public, max-age=3600"
 
 
 def free_port() -> int:
@@ -34,18 +39,24 @@ def free_port() -> int:
 
 
 def write_config(path: Path, data_directory: Path, database_url: str, port: int, **extra: object) -> Path:
-    lines = [
-        "[pymager]",
-        f"data_directory = {data_directory}",
-        f"database_url = {database_url}",
-        f"max_upload_bytes = {MAX_UPLOAD_BYTES}",
-        f"max_dimension = {MAX_DIMENSION}",
-        *(f"{key} = {value}" for key, value in extra.items()),
-        "[server]",
-        "host = 127.0.0.1",
-        f"port = {port}",
-        "thread_pool = 32",
-    ]
+    """``extra`` keys go to [pymager] (overriding the defaults here); a key named
+    ``"<section>.<key>"`` (pass it as ``**{...}``) goes to that section, e.g. ``"server.socket_timeout"``
+    or ``"auth.api_keys"``."""
+    sections: dict[str, dict[str, object]] = {
+        "pymager": {
+            "data_directory": data_directory,
+            "database_url": database_url,
+            "max_upload_bytes": MAX_UPLOAD_BYTES,
+            "max_dimension": MAX_DIMENSION,
+        },
+        "server": {"host": "127.0.0.1", "port": port, "thread_pool": 32},
+    }
+    for key, value in extra.items():
+        section, _, name = key.rpartition(".")
+        sections.setdefault(section or "pymager", {})[name] = value
+    lines = []
+    for section, entries in sections.items():
+        lines += [f"[{section}]", *(f"{name} = {value}" for name, value in entries.items())]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -71,6 +82,11 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
     config_path: Path
+    # Behind Apache (deploy/apache): cache hits are served by Apache without Python, POST and DELETE of
+    # originals need these Basic credentials, and the mod_wsgi daemon processes keep their metrics here.
+    behind_apache: bool = False
+    auth: tuple[str, str] | None = None
+    metrics_directory: Path | None = None
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -140,40 +156,111 @@ def start_server(
             cwd=directory,
         )
     server = Server(f"http://127.0.0.1:{port}", data_directory, database_url, process, log_path, config)
+    wait_until_ready(server)
+    return server
+
+
+def wait_until_ready(server: Server) -> None:
+    """Poll /health (with a deadline) until it answers 200; stop the server and raise if it never does."""
     deadline = time.monotonic() + STARTUP_DEADLINE
     while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited with {server.process.returncode}:\n{_log_text(server)}")
         try:
             if requests.get(server.url("/health"), timeout=1).status_code == 200:
-                return server
+                return
         except requests.ConnectionError:
             pass
         if time.monotonic() > deadline:
             server.stop()
-            raise RuntimeError(f"server not ready after {STARTUP_DEADLINE}s:\n{log_path.read_text()}")
+            raise RuntimeError(f"server not ready after {STARTUP_DEADLINE}s:\n{_log_text(server)}")
         time.sleep(0.05)  # polling a starting process, bounded by the deadline above
+
+
+def _log_text(server: Server) -> str:
+    return server.log_path.read_text(errors="replace") if server.log_path.exists() else "(no log)"
+
+
+def start_apache(directory: Path) -> Server:
+    """Render the shipped ``deploy/apache`` configuration for a free loopback port, start a real Apache
+    httpd with mod_wsgi on it (SQLite registry, two daemon processes) and wait until it answers."""
+    installation = apache.find_installation()
+    if isinstance(installation, str):
+        service_missing(installation)
+    data_directory = directory / "data"
+    data_directory.mkdir(parents=True)
+    metrics_directory = directory / "metrics"  # emptied at each start: a new directory here
+    metrics_directory.mkdir()
+    database_url = f"sqlite:///{directory / 'registry.sqlite3'}"
+    port = free_port()
+    config = write_config(
+        directory / "pymager.ini",
+        data_directory,
+        database_url,
+        port,
+        cache_control_derived=APACHE_CACHE_CONTROL_DERIVED,
+    )
+    migrate.upgrade(database_url)
+    htpasswd = apache.write_htpasswd(directory / "htpasswd")
+    site = apache.render_site(config, directory / "pymager-site.conf", port, htpasswd)
+    process = apache.start_httpd(
+        installation,
+        apache.write_server_config(directory, installation, port, site),
+        {"PYMAGER_CONFIG": str(config), "PROMETHEUS_MULTIPROC_DIR": str(metrics_directory)},
+        directory / "httpd.out",
+    )
+    server = Server(
+        f"http://127.0.0.1:{port}",
+        data_directory,
+        database_url,
+        process,
+        directory / "error.log",
+        config,
+        behind_apache=True,
+        auth=(apache.USER, apache.PASSWORD),
+        metrics_directory=metrics_directory,
+    )
+    wait_until_ready(server)
+    return server
+
+
+def _stop_and_check_log(server: Server) -> None:
+    server.stop()
+    log = _log_text(server)
+    assert "Traceback" not in log, f"the server logged a traceback:\n{log}"
+
+
+@pytest.fixture(scope="session")
+def apache_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """pymager behind a real Apache httpd + mod_wsgi, configured from ``deploy/apache``."""
+    running = start_apache(tmp_path_factory.mktemp("apache"))
+    yield running
+    _stop_and_check_log(running)
 
 
 @pytest.fixture(
     scope="session",
     params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+        pytest.param("standalone-sqlite", id="standalone-sqlite"),
+        pytest.param("standalone-postgres", id="standalone-postgres", marks=pytest.mark.postgres),
+        pytest.param("apache", id="apache", marks=pytest.mark.apache),
     ],
 )
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The server the HTTP contract is checked against, however it runs."""
+    if request.param == "apache":
+        apache_server: Server = request.getfixturevalue("apache_server")
+        yield apache_server
+        return
     directory = tmp_path_factory.mktemp(f"server-{request.param}")
-    if request.param == "postgres":
+    if request.param == "standalone-postgres":
         make_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
         database_url = make_database()
     else:
         database_url = f"sqlite:///{directory / 'registry.sqlite3'}"
     running = start_server(directory, database_url)
     yield running
-    running.stop()
-    log = running.log_path.read_text()
-    assert "Traceback" not in log, f"the server logged a traceback:\n{log}"
+    _stop_and_check_log(running)
 
 
 @pytest.fixture

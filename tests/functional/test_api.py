@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import io
 import threading
@@ -17,7 +18,10 @@ from tests.functional.conftest import MAX_DIMENSION, MAX_UPLOAD_BYTES, Server
 
 def upload(server: Server, image_id: str, data: bytes, field: str = "file") -> requests.Response:
     return requests.post(
-        server.url(f"/original/{image_id}"), files={field: ("photo.jpg", data, "image/jpeg")}, timeout=30
+        server.url(f"/original/{image_id}"),
+        files={field: ("photo.jpg", data, "image/jpeg")},
+        auth=server.auth,
+        timeout=30,
     )
 
 
@@ -63,6 +67,7 @@ def test_upload_that_is_not_multipart_is_bad_request(server: Server, image_id: s
         server.url(f"/original/{image_id}"),
         data=images.jpeg(),
         headers={"Content-Type": "image/jpeg"},
+        auth=server.auth,
         timeout=10,
     )
     assert_problem(response, 400)
@@ -81,7 +86,11 @@ def test_upload_with_malformed_multipart_is_bad_request(
     server: Server, image_id: str, content_type: str, body: bytes
 ) -> None:
     response = requests.post(
-        server.url(f"/original/{image_id}"), data=body, headers={"Content-Type": content_type}, timeout=10
+        server.url(f"/original/{image_id}"),
+        data=body,
+        headers={"Content-Type": content_type},
+        auth=server.auth,
+        timeout=10,
     )
     assert_problem(response, 400)
     assert server.leaves_nothing(image_id)
@@ -89,12 +98,20 @@ def test_upload_with_malformed_multipart_is_bad_request(
 
 @pytest.mark.parametrize("bad_id", ["bad.id", "a%20b", "%2e%2e", "x" * 129, "%C3%A9"])
 def test_upload_with_invalid_id_is_bad_request(server: Server, bad_id: str) -> None:
+    stored_before = set((server.data_directory / "originals").iterdir())
     response = requests.post(
-        server.url(f"/original/{bad_id}"), files={"file": ("a.jpg", images.jpeg())}, timeout=10
+        server.url(f"/original/{bad_id}"),
+        files={"file": ("a.jpg", images.jpeg())},
+        auth=server.auth,
+        timeout=10,
     )
-    assert_problem(response, 400)
+    if bad_id == "%2e%2e" and server.behind_apache:
+        # Apache decodes %2e and removes the dot segment (RFC 3986 §6.2.2) before routing: "/" is 404.
+        assert_problem(response, 404)
+    else:
+        assert_problem(response, 400)
     assert not server.temporary_files()
-    assert not any(p.is_file() for p in (server.data_directory / "originals").iterdir() if "bad" in p.name)
+    assert set((server.data_directory / "originals").iterdir()) == stored_before
 
 
 def test_upload_over_max_upload_bytes_is_too_large(server: Server, image_id: str) -> None:
@@ -228,7 +245,7 @@ def test_delete_removes_original_and_every_derived_image(server: Server, image_i
     for segment in ("10x10.jpg", "20x30.png", "5x5.webp"):
         assert requests.get(server.url(f"/derived/{image_id}-{segment}"), timeout=30).status_code == 200
     assert server.rows(image_id) == (1, 3)
-    response = requests.delete(server.url(f"/original/{image_id}"), timeout=10)
+    response = requests.delete(server.url(f"/original/{image_id}"), auth=server.auth, timeout=10)
     assert response.status_code == 204
     assert response.content == b""
     assert server.leaves_nothing(image_id)
@@ -237,7 +254,7 @@ def test_delete_removes_original_and_every_derived_image(server: Server, image_i
 
 
 def test_delete_unknown_original_is_not_found(server: Server, image_id: str) -> None:
-    assert_problem(requests.delete(server.url(f"/original/{image_id}"), timeout=10), 404)
+    assert_problem(requests.delete(server.url(f"/original/{image_id}"), auth=server.auth, timeout=10), 404)
 
 
 # -- GET / HEAD /derived/<id>-<W>x<H>.<ext> ----------------------------------------------------------
@@ -266,7 +283,9 @@ def test_derived_has_exactly_the_requested_size_and_type(
         assert picture.size == size
     again = requests.get(url, timeout=10)
     assert again.content == response.content
-    assert again.headers["ETag"] == response.headers["ETag"]
+    # The same validator by weak comparison: Apache, serving a hit itself, marks the ETag of a file
+    # written less than a second ago weak (W/); test_apache.py checks exact equality on older files.
+    assert again.headers["ETag"].removeprefix("W/") == response.headers["ETag"]
     assert (
         server.data_directory
         / "derived"
@@ -343,7 +362,7 @@ def test_reupload_after_delete_serves_new_derived_images(server: Server, image_i
     upload(server, image_id, images.jpeg(60, 60, color=(255, 0, 0)))
     url = server.url(f"/derived/{image_id}-8x8.png")
     red = requests.get(url, timeout=30).content
-    requests.delete(server.url(f"/original/{image_id}"), timeout=10)
+    requests.delete(server.url(f"/original/{image_id}"), auth=server.auth, timeout=10)
     upload(server, image_id, images.jpeg(60, 60, color=(0, 0, 255)))
     blue = requests.get(url, timeout=30).content
     with Image.open(io.BytesIO(red)) as old, Image.open(io.BytesIO(blue)) as new:
@@ -430,7 +449,12 @@ def test_metrics_count_generations_hits_and_uploads(server: Server, image_id: st
     assert server.metric("pymager_derived_generated_total") - before["generated"] == 1
     assert server.metric("pymager_derived_generation_seconds_count") - before["timed"] == 1
     assert server.metric("pymager_derived_served_total", source="generated") - before["fresh"] == 1
-    assert server.metric("pymager_derived_served_total", source="disk") - before["from_disk"] == 2
+    # Behind Apache the two cache hits never reach Python (tests/functional/test_apache.py).
+    hits_seen_by_python = 0 if server.behind_apache else 2
+    assert (
+        server.metric("pymager_derived_served_total", source="disk") - before["from_disk"]
+        == hits_seen_by_python
+    )
     assert server.metric("pymager_uploads_total", status="201") - before["created"] == 1
     assert server.metric("pymager_uploads_total", status="409") - before["conflict"] == 1
 
@@ -441,6 +465,10 @@ def _raw_post(server: Server, path: str, headers: dict[str, str], chunks: list[b
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
     try:
         connection.putrequest("POST", path)
+        if server.auth is not None:
+            user, password = server.auth
+            credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
+            headers = {**headers, "Authorization": f"Basic {credentials}"}
         for name, value in headers.items():
             connection.putheader(name, value)
         connection.endheaders()

@@ -25,7 +25,9 @@ CRASH_DEADLINE = 30.0
 
 
 def upload(server: Server, image_id: str, data: bytes) -> requests.Response:
-    return requests.post(server.url(f"/original/{image_id}"), files={"file": ("x", data)}, timeout=60)
+    return requests.post(
+        server.url(f"/original/{image_id}"), files={"file": ("x", data)}, auth=server.auth, timeout=60
+    )
 
 
 def fetch_all(urls: list[str]) -> list[requests.Response]:
