@@ -80,7 +80,15 @@ def _generation_locks(settings: Settings, registry: SqlRegistry) -> IGenerationL
 def build(settings: Settings) -> Components:
     """Wire the service to its adapters and check that the data directory and registry are usable."""
     blobs, registry = _open_storage(settings)
-    processor = PillowProcessor(jpeg_quality=settings.jpeg_quality)
+    processor = PillowProcessor(
+        jpeg_quality=settings.jpeg_quality,
+        max_pixels=settings.max_pixels,
+        max_image_side=settings.max_image_side,
+        max_frames=settings.max_frames,
+        max_animation_pixels=settings.max_animation_pixels,
+        max_jpeg_scans=settings.max_jpeg_scans,
+        max_metadata_bytes=settings.max_metadata_bytes,
+    )
     metrics = PrometheusMetrics()
     locks = _generation_locks(settings, registry)
     service = ImageService(settings, registry, blobs, processor, locks, metrics)
@@ -128,5 +136,8 @@ def make_wsgi_app(ini_path: str | Path) -> cherrypy.Application:
     except ConfigError as exc:
         raise StartupError(str(exc)) from None
     components = build(settings)
+    # CherryPy's setting for a WSGI host (mod_wsgi): no autoreload, no signal handlers, and no access
+    # log on stderr (the host logs requests; pymager's warnings and errors still reach its error log).
+    cherrypy.config.update({"environment": "embedded"})
     RegistryPlugin(cherrypy.engine, components.registry).subscribe()
     return make_app(components.service, components.metrics, settings)

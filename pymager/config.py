@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import hashlib
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -31,6 +32,12 @@ class Settings:
     allowed_sizes: frozenset[Size]
     max_dimension: int = 4096
     max_upload_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 50_000_000
+    max_image_side: int = 20_000
+    max_frames: int = 1_000
+    max_animation_pixels: int = 250_000_000
+    max_jpeg_scans: int = 100
+    max_metadata_bytes: int = 4 * 1024 * 1024
     jpeg_quality: int = 85
     cache_control_original: str = "public, max-age=86400"
     cache_control_derived: str = "public, max-age=86400"
@@ -41,6 +48,7 @@ class Settings:
     port: int = 8000
     thread_pool: int = 16
     socket_timeout: float = 10.0
+    api_keys: frozenset[str] = frozenset()  # "sha256:<hex>" of each key allowed to write
 
     @classmethod
     def for_directory(cls, data_directory: Path, **overrides: object) -> Settings:
@@ -106,6 +114,27 @@ def _text(text: str) -> str:
     return text
 
 
+KEY_HASH_PREFIX = "sha256:"
+_SECRET_KEYS = frozenset({"api_keys"})  # values never repeated in error messages
+
+
+def hash_api_key(key: str) -> str:
+    """The form in which an API key is stored in ``[auth] api_keys``."""
+    return KEY_HASH_PREFIX + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _key_hashes(text: str) -> frozenset[str]:
+    hashes = [part.strip().lower() for part in text.split(",") if part.strip()]
+    for number, entry in enumerate(hashes, start=1):
+        digest = entry.removeprefix(KEY_HASH_PREFIX)
+        if not entry.startswith(KEY_HASH_PREFIX) or len(digest) != 64 or digest.strip("0123456789abcdef"):
+            raise ValueError(
+                f"entry {number} is not sha256:<64 hex digits>; store hashes, never keys "
+                "(make one with: pymager_standalone.py --hash-key)"
+            )
+    return frozenset(hashes)
+
+
 # section → key → (parser, Settings field)
 _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
     "pymager": {
@@ -114,6 +143,12 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "allowed_sizes": _sizes,
         "max_dimension": _positive_int,
         "max_upload_bytes": _positive_int,
+        "max_pixels": _positive_int,
+        "max_image_side": _positive_int,
+        "max_frames": _positive_int,
+        "max_animation_pixels": _positive_int,
+        "max_jpeg_scans": _positive_int,
+        "max_metadata_bytes": _positive_int,
         "jpeg_quality": _quality,
         "cache_control_original": _text,
         "cache_control_derived": _text,
@@ -126,6 +161,9 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "port": _port,
         "thread_pool": _positive_int,
         "socket_timeout": _positive_float,
+    },
+    "auth": {
+        "api_keys": _key_hashes,
     },
 }
 
@@ -174,7 +212,8 @@ def _parse(path: Path, section: str, key: str, raw: str, parse: Callable[[str], 
     try:
         return parse(raw)
     except ValueError as exc:
-        raise ConfigError(f"{path}: [{section}] {key} = {raw!r} is invalid: {exc}") from None
+        shown = "<redacted>" if key in _SECRET_KEYS else repr(raw)
+        raise ConfigError(f"{path}: [{section}] {key} = {shown} is invalid: {exc}") from None
 
 
 def _resolve_sqlite(url: str, base: Path) -> str:

@@ -60,6 +60,12 @@ class ImageAlreadyExists(PymagerError):
         super().__init__(f"an original image with id {image_id!r} already exists")
 
 
+class Unauthorized(PymagerError):
+    """A write without a valid ``Authorization: Bearer <key>`` while ``[auth] api_keys`` is set."""
+
+    title = "Unauthorized"
+
+
 class UploadTooLarge(PymagerError):
     title = "Upload too large"
 

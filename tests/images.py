@@ -7,8 +7,10 @@ test can prove that a derived image carries no EXIF, XMP, comments or text.
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
+import zlib
 from typing import Any
 
 from PIL import ExifTags, Image, ImageCms, ImageDraw
@@ -26,8 +28,9 @@ QUADRANT_COLOURS: tuple[RGB, RGB, RGB, RGB] = (RED, GREEN, BLUE, YELLOW)
 GPS_IFD = {1: "N", 2: (48.0, 51.0, 24.0), 3: "E", 4: (2.0, 21.0, 3.0)}
 
 
+@functools.cache
 def srgb_profile() -> bytes:
-    """The bytes of an sRGB ICC profile."""
+    """The bytes of an sRGB ICC profile (made once: the header holds its creation time)."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
@@ -273,3 +276,108 @@ def _skip_sub_blocks(data: bytes, pos: int) -> int:
     while pos < len(data) and data[pos] != 0:
         pos += 1 + data[pos]
     return pos + 1
+
+
+# --- hostile input -------------------------------------------------------------------------------
+# Files that lie in their headers, carry bombs or hide other formats. Each is small to send.
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def png_flood(width: int, height: int) -> bytes:
+    """A PNG whose IHDR declares ``width`` x ``height`` (8-bit RGB) over a tiny, meaningless body."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 16)
+    return (
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+    )
+
+
+def png_with_chunk(kind: bytes, body: bytes, base: bytes | None = None) -> bytes:
+    """``base`` (a small PNG) with one more chunk inserted right after IHDR."""
+    data = base if base is not None else png(16, 16, color=RED)
+    after_ihdr = 8 + 25
+    return data[:after_ihdr] + png_chunk(kind, body) + data[after_ihdr:]
+
+
+def png_text_bomb(kind: bytes = b"zTXt", inflated: int = 64 * 1024 * 1024) -> bytes:
+    """A valid PNG with a compressed metadata chunk (zTXt, iTXt or iCCP) that inflates to ``inflated``
+    bytes of zeros from a few tens of kilobytes."""
+    compressed = zlib.compress(b"\x00" * inflated, 9)
+    if kind == b"iTXt":
+        body = b"Comment\x00\x01\x00\x00\x00" + compressed
+    else:
+        body = (b"Comment" if kind == b"zTXt" else b"icc") + b"\x00\x00" + compressed
+    return png_with_chunk(kind, body)
+
+
+def apng_declaring(frames: int) -> bytes:
+    """A two-frame APNG whose acTL claims ``frames`` frames."""
+    data = encode(
+        Image.new("RGB", (8, 8), RED), "PNG", save_all=True, append_images=[Image.new("RGB", (8, 8), BLUE)]
+    )
+    at = data.index(b"acTL") - 4
+    return data[:at] + png_chunk(b"acTL", struct.pack(">II", frames, 0)) + data[at + 20 :]
+
+
+def jpeg_flood(width: int, height: int) -> bytes:
+    """A small valid JPEG whose SOF header is patched to declare ``width`` x ``height``."""
+    data = bytearray(jpeg(16, 16))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def jpeg_segments(kind: int, count: int, size: int = 65533) -> bytes:
+    """A small valid JPEG with ``count`` extra segments of marker 0xFF``kind`` (APPn, COM) of ``size``
+    payload bytes each."""
+    data = jpeg(16, 16)
+    segment = bytes([0xFF, kind]) + struct.pack(">H", size + 2) + b"A" * size
+    return data[:2] + segment * count + data[2:]
+
+
+def jpeg_with_scans(scans: int) -> bytes:
+    """A progressive JPEG whose first scan is repeated so that it has about ``scans`` scans (the
+    "thousands of scans" CPU bomb)."""
+    data = jpeg(image=gradient(32, 32), progressive=True)
+    first = data.index(b"\xff\xda")
+    second = data.index(b"\xff\xda", first + 2)
+    scan = data[first:second]
+    natural = data.count(b"\xff\xda")
+    return data[:first] + scan * max(0, scans - natural) + data[first:]
+
+
+def _gif_frame(left: int = 0, top: int = 0, width: int = 1, height: int = 1) -> bytes:
+    """An image descriptor and the LZW data of a ``width`` x ``height`` frame (colour 0, no local table);
+    the data only covers 1x1, the decoder pads or fails the rest."""
+    return b"\x2c" + struct.pack("<HHHHB", left, top, width, height, 0) + b"\x02\x02\x44\x01\x00"
+
+
+def gif_flood(
+    screen: tuple[int, int] = (1, 1), frames: int = 1, frame_size: tuple[int, int] = (1, 1)
+) -> bytes:
+    """A hand-made GIF: a ``screen`` logical screen, a 2-colour table and ``frames`` frames of
+    ``frame_size`` at the origin (a frame larger than the screen grows Pillow's canvas)."""
+    header = b"GIF89a" + struct.pack("<HHBBB", *screen, 0x80, 0, 0) + b"\xff\x00\x00\x00\x00\xff"
+    return header + _gif_frame(0, 0, *frame_size) * frames + b"\x3b"
+
+
+def webp_flood(width: int, height: int) -> bytes:
+    """A lossless WebP whose VP8X canvas declares ``width`` x ``height`` around a 4x4 bitstream."""
+    data = encode(Image.new("RGBA", (4, 4), (1, 2, 3, 128)), "WEBP", lossless=True)
+    vp8l = data[12:]
+    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x10\x00\x00\x00"
+    vp8x += struct.pack("<I", width - 1)[:3] + struct.pack("<I", height - 1)[:3]
+    body = b"WEBP" + vp8x + vp8l
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def huge_valid_png(width: int, height: int) -> bytes:
+    """A valid bilevel PNG of ``width`` x ``height``: a few kilobytes that decode to many megapixels."""
+    return encode(Image.new("1", (width, height), 1), "PNG", optimize=True)
+
+
+def huge_valid_jpeg(width: int, height: int) -> bytes:
+    return encode(Image.new("L", (width, height), 128), "JPEG", quality=10)

@@ -1,6 +1,11 @@
 """The Pillow image processor: identify (check and fully decode) originals and derive sized copies.
 
-Only the JPEG, PNG, GIF and WebP decoders ever see an uploaded file. Derived images are produced in a
+Only the JPEG, PNG, GIF and WebP decoders ever see an uploaded file (``Image.open(formats=...)``: no
+other plugin, so never Ghostscript or any other subprocess), and only once the raw container passed the
+decoding limits (``pymager.adapters.container``): pixels, side, frames, JPEG scans, metadata. Pillow's
+own header is checked again against the pixel and side limits before any pixel is decoded.
+
+Derived images are produced in a
 single resampling pass: for JPEG the decoder first scales by 1/2, 1/4 or 1/8 in the DCT domain
 (``draft``), then one ``resize`` with a source crop box does the cover-and-centre-crop; the EXIF
 orientation is applied last, to the small result.
@@ -9,6 +14,7 @@ orientation is applied last, to the small result.
 from __future__ import annotations
 
 import logging
+import mmap
 import struct
 import zlib
 from collections.abc import Iterator
@@ -18,6 +24,7 @@ from typing import Any, BinaryIO, cast
 from PIL import Image, ImageFile, ImageSequence, UnidentifiedImageError
 from zope.interface import implementer
 
+from pymager.adapters.container import DecodeLimits, check_container
 from pymager.domain import ImageFormat, ImageInfo, Size
 from pymager.errors import CorruptImage, UnsupportedImage
 from pymager.interfaces import IImageProcessor
@@ -50,16 +57,20 @@ _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I
 class PillowProcessor:
     """``IImageProcessor`` on Pillow. Thread-safe: it keeps no state besides its settings."""
 
-    def __init__(self, jpeg_quality: int = 85, max_pixels: int = 50_000_000) -> None:
+    def __init__(self, jpeg_quality: int = 85, **limits: int) -> None:
+        """``limits`` are ``DecodeLimits`` fields (``max_pixels=...``); the others keep their defaults."""
         self.jpeg_quality = jpeg_quality
-        self.max_pixels = max_pixels
+        self.limits = DecodeLimits(**limits)
 
     def identify(self, path: str) -> ImageInfo:
-        with open(path, "rb") as file, self._open(file) as image:
-            image_format = ImageFormat(image.format)
-            width, height = image.size  # as stored, before any draft scaling
-            with _decoding(image_format):
-                _decode_all_frames(image)
+        with open(path, "rb") as file:
+            _check_container(file, self.limits)
+            with self._open(file) as image:
+                image_format = ImageFormat(image.format)
+                width, height = image.size  # as stored, before any draft scaling
+                with _decoding(image_format):
+                    self.limits.check_frames(getattr(image, "n_frames", 1), width, height)
+                    _decode_all_frames(image)
         if image_format is ImageFormat.PNG:
             self._verify_png(path)
         return ImageInfo(image_format, width, height)
@@ -80,24 +91,17 @@ class PillowProcessor:
     @contextmanager
     def _open(self, file: BinaryIO) -> Iterator[ImageFile.ImageFile]:
         """Open ``file`` (from its start; the caller closes it) with the accepted decoders only and
-        check its pixel count from the header."""
+        check its pixel count and sides from the header."""
+        file.seek(0)
         try:
             image = Image.open(file, formats=ACCEPTED_FORMATS)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise CorruptImage(f"{exc}; at most {self.max_pixels} pixels are accepted") from None
+            raise CorruptImage(f"{exc}; at most {self.limits.max_pixels} pixels are accepted") from None
         except DECODE_ERRORS_WITH_ZLIB as exc:
             raise _open_failure(file, exc) from None
         with image:
-            self._check_pixels(image)
+            self.limits.check_size(*image.size)
             yield image
-
-    def _check_pixels(self, image: Image.Image) -> None:
-        width, height = image.size
-        if width * height > self.max_pixels:
-            raise CorruptImage(
-                f"the image is {width}x{height} = {width * height} pixels; "
-                f"at most {self.max_pixels} pixels are accepted"
-            )
 
     def _verify_png(self, path: str) -> None:
         """Check every chunk's CRC and the chunk structure up to IEND (``load`` does not)."""
@@ -121,6 +125,14 @@ class PillowProcessor:
         elif transparency is not None:
             params.update(transparency=transparency)
         image.save(out, image_format.value, **params)
+
+
+def _check_container(file: BinaryIO, limits: DecodeLimits) -> None:
+    """Apply the container limits to the whole file, mapped rather than read into memory."""
+    if file.seek(0, 2) == 0:
+        return  # nothing to map; the decoder refuses an empty file
+    with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        check_container(data, limits)
 
 
 def _open_failure(file: BinaryIO, exc: Exception) -> UnsupportedImage | CorruptImage:

@@ -13,6 +13,7 @@ from pymager.config import Settings
 from pymager.domain import Original
 from pymager.errors import BadUpload, UploadTooLarge
 from pymager.interfaces import IImageService, IMetrics
+from pymager.web.bodies import ClientTimedOut
 from pymager.web.http import serve
 
 
@@ -51,6 +52,8 @@ def read_file_field() -> BinaryIO:
         request.body.process()
     except cherrypy.HTTPError:
         raise  # 413 (too large), 411, 400 from CherryPy's own parser: already well-formed errors
+    except TimeoutError:
+        raise ClientTimedOut() from None  # a stalled upload: the server closes the connection
     except (ValueError, KeyError, IndexError, EOFError, UnicodeError) as exc:
         raise BadUpload(f"malformed multipart body: {exc}") from None
     field = request.body.params.get("file")
@@ -92,7 +95,8 @@ class OriginalResource:
         return b""
 
     def _count_upload(self) -> None:
-        self._metrics.upload_finished(int(str(cherrypy.serving.response.status).split()[0]))
+        status = str(cherrypy.serving.response.status).split()[0]
+        self._metrics.upload_finished(int(status) if status.isdigit() else 408)  # None: the client stalled
 
 
 @cherrypy.expose

@@ -1,0 +1,100 @@
+"""Request bodies the application does not read must not cost memory.
+
+cheroot answers a keep-alive request only after reading whatever body the application left unread,
+in ONE ``read(Content-Length)``: a POST refused early (invalid id, 401, 409, 404, 405) that announces a
+gigabyte would make the server allocate a gigabyte (or fail with ``MemoryError``). So:
+
+- a request announcing more than the body limit is answered 413 before anything else; cheroot closes
+  the connection after a 413 instead of reading the body;
+- whatever body is still unread when the resource has answered is read and discarded here in small
+  blocks, never more than the body limit (beyond it, the connection is not reused);
+- a client that stalls mid-body is cut off after ``socket_timeout`` (``ClientTimedOut``);
+- CherryPy's multipart line reader is bounded (``_readline``), so a part without newlines streams too.
+"""
+
+from __future__ import annotations
+
+import cherrypy
+from cherrypy import _cpreqbody
+
+from pymager.errors import UploadTooLarge
+from pymager.web.errors import problem_for
+
+_BLOCK = 64 * 1024
+
+
+class ClientTimedOut(TimeoutError):
+    """The client stopped sending its body for longer than ``socket_timeout``.
+
+    Listed in ``request.throws``, it leaves CherryPy (no 500, no traceback) for the HTTP server, which
+    answers 408 to a client still listening and closes the connection.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("timed out")  # cheroot recognises a read timeout by this text
+
+
+def _declared_length() -> int | None:
+    value = cherrypy.serving.request.headers.get("Content-Length")
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def _refuse_oversized() -> None:
+    """``before_request_body`` hook: 413 for a declared length over ``request.body.maxbytes``."""
+    request = cherrypy.serving.request
+    length = _declared_length()
+    limit = request.body.maxbytes
+    if length is None or not limit or length <= limit:
+        return
+    response = cherrypy.serving.response
+    response.body = problem_for(UploadTooLarge(f"the request body ({length} bytes) exceeds max_upload_bytes"))
+    request.handler = None
+    request.process_request_body = False
+
+
+def _discard_unread() -> None:
+    """``on_end_resource`` hook: read and drop the unread body in blocks, up to the body limit."""
+    request = cherrypy.serving.request
+    if request.method not in request.methods_with_bodies and _declared_length() is None:
+        return
+    rfile = request.rfile
+    budget = request.body.maxbytes or 0
+    if rfile is None or str(cherrypy.serving.response.status).startswith("413"):
+        return
+    while budget > 0:
+        try:
+            block = rfile.read(min(_BLOCK, budget))
+        except (OSError, ValueError):  # the client went away, or a broken chunked encoding
+            return
+        if not block:
+            return
+        budget -= len(block)
+
+
+def _readline(self: _cpreqbody.SizedReader, size: int | None = None) -> bytes:
+    """``SizedReader.readline`` that honours ``size``. CherryPy 18's never decrements it, so reading
+    a multipart file part without a newline byte (40 MiB of zeros, say) buffered the whole body, twice:
+    ``read_lines_to_boundary`` asks for lines of at most 64 KiB and gets the body."""
+    chunks = []
+    while size is None or size > 0:
+        data = self.read(self.bufsize if size is None else min(size, self.bufsize))
+        if not data:
+            break
+        end = data.find(b"\n") + 1
+        if end:
+            chunks.append(data[:end])
+            remainder = data[end:]
+            self.buffer += remainder  # read again first next time, so not counted twice
+            self.bytes_read -= len(remainder)
+            break
+        chunks.append(data)
+        if size is not None:
+            size -= len(data)
+    return b"".join(chunks)
+
+
+_cpreqbody.SizedReader.readline = _readline
+
+
+refuse_oversized = cherrypy.Tool("before_request_body", _refuse_oversized, name="refuse_oversized")
+discard_unread = cherrypy.Tool("on_end_resource", _discard_unread, name="discard_unread")

@@ -1,0 +1,147 @@
+"""Write access control: with ``[auth] api_keys`` set, POST and DELETE need a Bearer key; reads stay
+public; the configuration holds only hashes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from pymager.config import ConfigError, hash_api_key, load_settings
+from tests import images
+from tests.functional.conftest import REPO, Server, start_server
+
+KEY = "correct-horse-battery-staple"
+OTHER_KEY = "second key for the backup job"
+
+
+@pytest.fixture(scope="module")
+def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server whose writes need one of two API keys."""
+    directory = tmp_path_factory.mktemp("server-auth")
+    hashes = f"{hash_api_key(KEY)}, {hash_api_key(OTHER_KEY)}"
+    running = start_server(
+        directory, f"sqlite:///{directory / 'registry.sqlite3'}", **{"auth.api_keys": hashes}
+    )
+    yield running
+    running.stop()
+    log = running.log_path.read_text()
+    assert "Traceback" not in log
+    assert KEY not in log
+
+
+@pytest.fixture
+def new_id() -> str:
+    return f"auth-{uuid.uuid4().hex[:12]}"
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def post(server: Server, image_id: str, headers: dict[str, str] | None = None) -> requests.Response:
+    files = {"file": ("a.jpg", images.jpeg(20, 20))}
+    return requests.post(server.url(f"/original/{image_id}"), files=files, headers=headers, timeout=30)
+
+
+def assert_unauthorized(response: requests.Response, detail: str) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="pymager"'
+    assert response.headers["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"] == "urn:pymager:problem:unauthorized"
+    assert body["status"] == 401
+    assert detail in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "detail"),
+    [
+        (None, "Authorization: Bearer"),
+        (bearer("wrong key"), "not valid"),
+        (bearer(hash_api_key(KEY)), "not valid"),  # the stored hash is not a key
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "Authorization: Bearer"),
+        ({"Authorization": "Bearer"}, "Authorization: Bearer"),
+        ({"Authorization": f"Bearer {KEY}x"}, "not valid"),
+    ],
+    ids=["none", "wrong", "the-hash", "basic", "empty-bearer", "key-prefix"],
+)
+def test_upload_without_a_valid_key_is_unauthorized(
+    locked: Server, new_id: str, headers: dict[str, str] | None, detail: str
+) -> None:
+    assert_unauthorized(post(locked, new_id, headers), detail)
+    assert locked.leaves_nothing(new_id)
+
+
+@pytest.mark.parametrize("key", [KEY, OTHER_KEY])
+def test_writes_with_a_valid_key_succeed_and_reads_stay_public(locked: Server, new_id: str, key: str) -> None:
+    assert post(locked, new_id, bearer(key)).status_code == 201
+    assert requests.get(locked.url(f"/original/{new_id}"), timeout=10).status_code == 200
+    assert requests.get(locked.url(f"/derived/{new_id}-10x10.png"), timeout=30).status_code == 200
+    assert requests.head(locked.url(f"/original/{new_id}"), timeout=10).status_code == 200
+    assert requests.get(locked.url("/health"), timeout=10).status_code == 200
+    url = locked.url(f"/original/{new_id}")
+    assert_unauthorized(requests.delete(url, timeout=10), "Authorization: Bearer")
+    assert locked.rows(new_id) == (1, 1)
+    assert requests.delete(url, headers={"Authorization": f"bearer  {key} "}, timeout=10).status_code == 204
+    assert locked.leaves_nothing(new_id)
+
+
+def test_unauthorized_upload_is_refused_before_its_body_is_parsed(locked: Server, new_id: str) -> None:
+    """A megabyte of broken multipart gets 401, not the 400 that parsing it would give."""
+    response = requests.post(
+        locked.url(f"/original/{new_id}"),
+        data=b"--zz\r\n" + b"\xff" * (1024 * 1024),
+        headers={"Content-Type": "multipart/form-data; boundary=zz"},
+        timeout=30,
+    )
+    assert_unauthorized(response, "Authorization: Bearer")
+    assert locked.leaves_nothing(new_id)
+    assert requests.get(locked.url("/health"), timeout=10).status_code == 200
+
+
+def test_server_without_keys_warns_that_writes_are_open(server: Server) -> None:
+    if server.behind_apache:
+        pytest.skip("Apache guards writes with its own credentials")
+    assert "writes are open to anyone" in server.log_path.read_text()
+
+
+def test_server_with_keys_does_not_warn(locked: Server) -> None:
+    log = locked.log_path.read_text()
+    assert "writes are open" not in log
+    assert "need one of 2 API key(s)" in log
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+def test_api_keys_must_be_hashes_and_are_never_echoed(tmp_path: Path) -> None:
+    path = tmp_path / "pymager.ini"
+    path.write_text(f"[auth]\napi_keys = {KEY}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[auth\] api_keys = <redacted> is invalid") as raised:
+        load_settings(path)
+    assert KEY not in str(raised.value)
+
+
+def test_api_keys_accept_several_hashes(tmp_path: Path) -> None:
+    path = tmp_path / "pymager.ini"
+    path.write_text(f"[auth]\napi_keys = {hash_api_key(KEY)},{hash_api_key(OTHER_KEY).upper()}\n")
+    assert load_settings(path).api_keys == {hash_api_key(KEY), hash_api_key(OTHER_KEY)}
+
+
+def test_hash_key_command_reads_the_key_from_stdin() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "pymager_standalone.py"), "--hash-key"],
+        input=f"{KEY}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == hash_api_key(KEY)

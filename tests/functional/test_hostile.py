@@ -1,0 +1,438 @@
+"""Hostile input against a real server: no picture, request or upload hurts it, leaks data or leaves
+anything behind. Every input is generated in code; every case checks the status, the problem body,
+that no row, file or temporary file is left, and that the server is still healthy."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import random
+import re
+from collections.abc import Callable
+
+import pytest
+import requests
+from PIL import Image
+
+from tests import images
+from tests.functional.conftest import MAX_DIMENSION, MAX_UPLOAD_BYTES, Server
+
+PYMAGER_PROBLEM = "urn:pymager:problem:"
+
+
+@pytest.fixture
+def target(server: Server) -> Server:
+    """Any server: standalone, or behind Apache (which guards writes with its own credentials)."""
+    return server
+
+
+@pytest.fixture
+def standalone(server: Server) -> Server:
+    """The shared server when pymager itself answers every request: behind Apache, httpd answers some
+    URL and raw-socket cases itself (it normalises ``%2e%2e``, refuses ``%00``, asks for Basic auth)."""
+    if server.behind_apache:
+        pytest.skip("httpd answers this case itself (path normalisation, NUL bytes, its own auth)")
+    return server
+
+
+def upload(
+    server: Server, image_id: str, data: bytes, filename: str = "photo.jpg", content_type: str = "image/jpeg"
+) -> requests.Response:
+    return requests.post(
+        server.url(f"/original/{image_id}"),
+        files={"file": (filename, data, content_type)},
+        auth=server.auth,
+        timeout=60,
+    )
+
+
+def assert_problem(response: requests.Response, status: int, detail: str = "") -> dict[str, object]:
+    """The response is an RFC 9457 problem with ``status`` whose detail matches ``detail``."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body.keys() == {"type", "title", "status", "detail"}
+    assert body["status"] == status
+    assert re.search(detail, str(body["detail"])), body["detail"]
+    assert "Traceback" not in response.text
+    return body  # type: ignore[no-any-return]
+
+
+def assert_healthy(server: Server) -> None:
+    assert requests.get(server.url("/health"), timeout=10).status_code == 200
+
+
+def _progressive_truncated() -> bytes:
+    data = images.jpeg(image=images.gradient(300, 200), progressive=True)
+    return data[: len(data) // 2]
+
+
+def _damaged_png_crc() -> bytes:
+    data = bytearray(images.png(64, 48))
+    data[data.index(b"IEND") - 5] ^= 0xFF
+    return bytes(data)
+
+
+def _gif_truncated() -> bytes:
+    data = images.gif(200, 150, frames=3)
+    return data[: int(len(data) * 0.9)]
+
+
+def _random(seed: int, size: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+MAX_PIXELS = r"at most 50000000 pixels are accepted \(max_pixels\)"
+MAX_SIDE = r"at most 20000 pixels per side are accepted \(max_image_side\)"
+CORRUPT = r"data is corrupt or truncated"
+UNSUPPORTED = r"not an image in an accepted format \(JPEG, PNG, GIF, WebP\)"
+
+# (id, body generator, status, detail pattern)
+UPLOADS: list[tuple[str, Callable[[], bytes], int, str]] = [
+    # pixel floods: hand-made headers declaring huge images over a few bytes
+    ("png-ihdr-10-gigapixels", lambda: images.png_flood(100_000, 100_000), 422, "10000000000 pixels"),
+    ("png-ihdr-long-side", lambda: images.png_flood(30_000, 10), 422, MAX_SIDE),
+    ("jpeg-sof-3-gigapixels", lambda: images.jpeg_flood(60_000, 60_000), 422, MAX_PIXELS),
+    ("jpeg-sof-long-side", lambda: images.jpeg_flood(25_000, 100), 422, MAX_SIDE),
+    ("gif-screen-4-gigapixels", lambda: images.gif_flood((65_535, 65_535)), 422, MAX_PIXELS),
+    (
+        "gif-frame-outgrows-screen",
+        lambda: images.gif_flood((10, 10), frame_size=(20_000, 3_000)),
+        422,
+        MAX_PIXELS,
+    ),
+    ("webp-vp8x-canvas-flood", lambda: images.webp_flood(16_384, 16_384), 422, MAX_PIXELS),
+    # valid but huge: a few kilobytes that decode to more than max_pixels
+    ("valid-png-56-megapixels", lambda: images.huge_valid_png(8_000, 7_000), 422, "56000000 pixels"),
+    ("valid-jpeg-50.4-megapixels", lambda: images.huge_valid_jpeg(7_100, 7_100), 422, MAX_PIXELS),
+    # animations
+    ("gif-1001-frames", lambda: images.gif_flood(frames=1_001), 422, r"1001 frames.*\(max_frames\)"),
+    (
+        "gif-251-frames-of-a-megapixel",
+        lambda: images.gif_flood((1_000, 1_000), frames=251),
+        422,
+        r"\(max_animation_pixels\)",
+    ),
+    ("apng-declaring-100000-frames", lambda: images.apng_declaring(100_000), 422, r"\(max_frames\)"),
+    # progressive JPEG scan bombs
+    ("jpeg-5000-scans", lambda: images.jpeg_with_scans(5_000), 422, r"100 scans \(max_jpeg_scans\)"),
+    ("jpeg-101-scans", lambda: images.jpeg_with_scans(101), 422, r"\(max_jpeg_scans\)"),
+    # metadata bombs: compressed chunks inflating to 64 MiB
+    ("png-ztxt-bomb", lambda: images.png_text_bomb(b"zTXt"), 422, "max_metadata_bytes"),
+    ("png-itxt-bomb", lambda: images.png_text_bomb(b"iTXt"), 422, "max_metadata_bytes"),
+    ("png-iccp-bomb", lambda: images.png_text_bomb(b"iCCP"), 422, "max_metadata_bytes"),
+    # corrupt and truncated
+    ("jpeg-truncated-half", lambda: images.jpeg(image=images.gradient(300, 200))[:3000], 422, CORRUPT),
+    ("jpeg-missing-last-bytes", lambda: images.jpeg(image=images.gradient(300, 200))[:-16], 422, CORRUPT),
+    ("jpeg-progressive-truncated", _progressive_truncated, 422, CORRUPT),
+    (
+        "jpeg-soi-only",
+        lambda: b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00",
+        422,
+        "",
+    ),
+    ("png-truncated", lambda: images.png(100, 100)[:-60], 422, CORRUPT),
+    ("png-damaged-crc", _damaged_png_crc, 422, CORRUPT),
+    ("png-signature-only", lambda: b"\x89PNG\r\n\x1a\n", 422, CORRUPT),
+    ("gif-truncated-animation", _gif_truncated, 422, CORRUPT),
+    ("gif-header-only", lambda: b"GIF89a\x10\x00\x10\x00\x80\x00\x00", 422, CORRUPT),
+    (
+        "webp-truncated",
+        lambda: images.encode(images.gradient(200, 150), "WEBP", quality=80)[:400],
+        422,
+        CORRUPT,
+    ),
+    ("webp-riff-garbage", lambda: b"RIFF\x40\x00\x00\x00WEBPVP8 " + _random(7, 56), 422, ""),
+    (
+        "gif-javascript-polyglot",
+        lambda: b"GIF89a/*\x00\x00*/=alert(document.cookie);//" + b"\x00" * 20,
+        422,
+        "",
+    ),
+    # not an accepted format, whatever the filename (photo.jpg) and part type (image/jpeg) say
+    ("empty-file", lambda: b"", 415, UNSUPPORTED),
+    ("random-bytes", lambda: _random(1234, 4096), 415, UNSUPPORTED),
+    ("html-as-jpg", lambda: b"<!DOCTYPE html><html><script>alert(1)</script></html>", 415, UNSUPPORTED),
+    ("svg-as-jpg", lambda: b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', 415, UNSUPPORTED),
+    ("eps-as-jpg", lambda: b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 9 9\n(x) print\n", 415, UNSUPPORTED),
+    ("eps-binary-as-jpg", lambda: b"\xc5\xd0\xd3\xc6" + b"\x00" * 60, 415, UNSUPPORTED),
+    ("psd-as-jpg", lambda: b"8BPS\x00\x01" + b"\x00" * 6 + b"\x00\x03\x00\x00\x00\x0a" * 2, 415, UNSUPPORTED),
+    ("tiff-as-jpg", images.tiff, 415, UNSUPPORTED),
+    ("bmp-as-jpg", images.bmp, 415, UNSUPPORTED),
+    ("ico-as-jpg", lambda: images.encode(Image.new("RGB", (16, 16)), "ICO"), 415, UNSUPPORTED),
+    ("pdf-as-jpg", lambda: b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n", 415, UNSUPPORTED),
+    ("fits-as-jpg", lambda: b"SIMPLE  =                    T" + b" " * 50, 415, UNSUPPORTED),
+    ("dds-as-jpg", lambda: b"DDS |" + b"\x00" * 124, 415, UNSUPPORTED),
+    ("jpeg2000-as-jpg", lambda: b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\x00" * 40, 415, UNSUPPORTED),
+    ("php-as-jpg", lambda: b"<?php system($_GET['c']); ?>", 415, UNSUPPORTED),
+    ("zip-as-jpg", lambda: b"PK\x03\x04" + b"\x00" * 60, 415, UNSUPPORTED),
+    ("jpeg-magic-then-html", lambda: b"\xff\xd8\xff<html><script>alert(1)</script>", 422, ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "status", "detail"), [pytest.param(*case[1:], id=case[0]) for case in UPLOADS]
+)
+def test_hostile_upload_is_refused_and_leaves_nothing(
+    target: Server, image_id: str, make: Callable[[], bytes], status: int, detail: str
+) -> None:
+    data = make()
+    assert len(data) < MAX_UPLOAD_BYTES
+    response = upload(target, image_id, data)
+    body = assert_problem(response, status, detail)
+    assert str(body["type"]).startswith(PYMAGER_PROBLEM)
+    assert str(target.data_directory) not in response.text  # no server path leaks
+    assert target.leaves_nothing(image_id)
+    assert_healthy(target)
+
+
+# -- ids and derived segments ---------------------------------------------------------------------
+
+BAD_IDS = ["bad.id", "x" * 129, "%C3%A9t%C3%A9", "a%20b", "%2e%2e", "a;b", "a%00b", "~root", "a%5cb", "*"]
+
+
+@pytest.mark.parametrize("method", ["POST", "GET", "DELETE"])
+@pytest.mark.parametrize("bad_id", BAD_IDS)
+def test_invalid_id_is_bad_request_on_every_method(standalone: Server, method: str, bad_id: str) -> None:
+    files = {"file": ("a.jpg", images.jpeg())} if method == "POST" else None
+    response = requests.request(
+        method, standalone.url(f"/original/{bad_id}"), files=files, auth=standalone.auth, timeout=10
+    )
+    assert_problem(response, 400, r"image ids match \[A-Za-z0-9_-\]\{1,128\}")
+    assert not standalone.temporary_files()
+    assert_healthy(standalone)
+
+
+DERIVED_SEGMENTS: list[tuple[str, int]] = [
+    ("{id}-9999999999x1.jpg", 404),  # more than nine digits: outside the grammar
+    (f"{{id}}-999999999x{MAX_DIMENSION}.jpg", 403),
+    (f"{{id}}-{MAX_DIMENSION + 1}x{MAX_DIMENSION + 1}.webp", 403),
+    ("{id}-1x1.JPG", 400),
+    ("{id}-1x1.svg", 400),
+    ("{id}-1x1.php", 400),
+    ("{id}-1x1.jpg%00", 404),
+    ("{id}-1x1.jpg.png", 404),
+    ("{id}-0x0.jpg", 404),
+    ("{id}--1x1.jpg", 404),
+    ("{id}-1x1", 404),
+    ("%2e%2e-1x1.jpg", 404),
+    ("{id}-%EF%BC%91x1.jpg", 404),  # a full-width digit one
+]
+
+
+@pytest.mark.parametrize(("segment", "status"), DERIVED_SEGMENTS)
+def test_hostile_derived_segment_is_refused_without_generating(
+    standalone: Server, image_id: str, segment: str, status: int
+) -> None:
+    assert upload(standalone, image_id, images.jpeg(40, 30)).status_code == 201
+    response = requests.get(standalone.url(f"/derived/{segment.format(id=image_id)}"), timeout=10)
+    assert_problem(response, status)
+    assert standalone.rows(image_id) == (1, 0)
+    assert not list((standalone.data_directory / "derived").glob(f"{image_id}/*"))
+    assert (
+        requests.delete(standalone.url(f"/original/{image_id}"), auth=standalone.auth, timeout=10).status_code
+        == 204
+    )
+    assert standalone.leaves_nothing(image_id)
+
+
+# -- request bodies -------------------------------------------------------------------------------
+
+
+def _raw_request(server: Server, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    """A POST written by hand (``requests`` always sends a correct Content-Length)."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.putrequest("POST", headers.pop("path"))
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        if body:
+            connection.send(body)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _part(name: str, content: bytes, filename: str | None = "a.jpg") -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    return b"--zz\r\nContent-Disposition: " + disposition.encode() + b"\r\n\r\n" + content + b"\r\n"
+
+
+MULTIPART: list[tuple[str, bytes, int, str]] = [
+    (
+        "two-file-fields",
+        _part("file", images.jpeg()) + _part("file", images.png()) + b"--zz--\r\n",
+        400,
+        "one",
+    ),
+    ("no-file-field", _part("picture", images.jpeg()) + b"--zz--\r\n", 400, "no field named 'file'"),
+    (
+        "unterminated-part",
+        b"--zz\r\nContent-Disposition: form-data; name=file\r\n\r\n" + b"x" * 70_000,
+        400,
+        "",
+    ),
+    ("no-part-headers", b"--zz\r\n" + b"\xff" * 1000, 400, ""),
+    ("only-a-closing-boundary", b"--zz--\r\n", 400, ""),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "detail"), [pytest.param(*c[1:], id=c[0]) for c in MULTIPART])
+def test_malformed_multipart_is_bad_request_and_leaves_nothing(
+    target: Server, image_id: str, body: bytes, status: int, detail: str
+) -> None:
+    response = requests.post(
+        target.url(f"/original/{image_id}"),
+        data=body,
+        headers={"Content-Type": "multipart/form-data; boundary=zz"},
+        auth=target.auth,
+        timeout=30,
+    )
+    assert_problem(response, status, detail)
+    assert target.leaves_nothing(image_id)
+    assert_healthy(target)
+
+
+def test_declared_length_over_the_limit_is_refused_before_reading(standalone: Server, image_id: str) -> None:
+    headers = {
+        "path": f"/original/{image_id}",
+        "Content-Type": "multipart/form-data; boundary=zz",
+        "Content-Length": str(10 * MAX_UPLOAD_BYTES),
+    }
+    status, body = _raw_request(standalone, headers, b"")  # announces 20 MiB, sends nothing
+    assert status == 413
+    assert b"max_upload_bytes" in body
+    assert standalone.leaves_nothing(image_id)
+    assert_healthy(standalone)
+
+
+def test_chunked_body_over_the_limit_is_cut_off(standalone: Server, image_id: str) -> None:
+    part = _part("file", images.jpeg() + b"\0" * (MAX_UPLOAD_BYTES + 100_000)) + b"--zz--\r\n"
+    chunked = f"{len(part):x}\r\n".encode() + part + b"\r\n0\r\n\r\n"
+    headers = {
+        "path": f"/original/{image_id}",
+        "Content-Type": "multipart/form-data; boundary=zz",
+        "Transfer-Encoding": "chunked",
+    }
+    try:
+        status, _ = _raw_request(standalone, headers, chunked)
+    except (ConnectionError, http.client.HTTPException):
+        status = 413  # the server may close the connection while the client is still sending
+    assert status == 413
+    assert standalone.leaves_nothing(image_id)
+    assert_healthy(standalone)
+
+
+def test_multipart_filename_is_ignored(target: Server, image_id: str) -> None:
+    data = images.png(20, 20)
+    response = upload(target, image_id, data, filename="../../../../evil.php", content_type="text/html")
+    assert response.status_code == 201, response.text
+    original = requests.get(target.url(f"/original/{image_id}"), timeout=10)
+    assert original.headers["Content-Type"] == "image/png"
+    assert not [p for p in target.data_directory.parent.rglob("evil*")]
+    assert (
+        requests.delete(target.url(f"/original/{image_id}"), auth=target.auth, timeout=10).status_code == 204
+    )
+    assert target.leaves_nothing(image_id)
+
+
+# -- what is accepted is served safely ------------------------------------------------------------
+
+POLYGLOTS = {
+    "jpeg-with-zip-appended": images.jpeg(40, 30) + b"PK\x03\x04" + b"payload" * 20,
+    "jpeg-with-html-comment": images.jpeg(40, 30, comment=b"<script>alert(1)</script>"),
+    "png-with-html-after-iend": images.png(40, 30) + b"<html><script>alert(1)</script></html>",
+    "gif-with-html-comment": images.encode(Image.new("P", (40, 30)), "GIF", comment=b"<script>x</script>"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POLYGLOTS))
+def test_polyglot_is_served_as_its_image_type_and_derived_clean(
+    target: Server, image_id: str, name: str
+) -> None:
+    data = POLYGLOTS[name]
+    assert upload(target, image_id, data).status_code == 201
+    original = requests.get(target.url(f"/original/{image_id}"), timeout=10)
+    assert original.content == data
+    assert original.headers["Content-Type"].startswith("image/")
+    assert original.headers["X-Content-Type-Options"] == "nosniff"
+    for ext in ("jpg", "png", "gif", "webp"):
+        derived = requests.get(target.url(f"/derived/{image_id}-20x20.{ext}"), timeout=30)
+        assert derived.status_code == 200
+        assert derived.headers["X-Content-Type-Options"] == "nosniff"
+        assert b"script" not in derived.content
+        assert b"PK\x03\x04" not in derived.content
+        assert images.has_metadata(derived.content) == []
+    assert (
+        requests.delete(target.url(f"/original/{image_id}"), auth=target.auth, timeout=10).status_code == 204
+    )
+    assert target.leaves_nothing(image_id)
+
+
+def test_gps_xmp_and_comments_never_reach_a_derived_image(target: Server, image_id: str) -> None:
+    data = images.jpeg(
+        64, 48, gps=True, comment=b"home address", xmp=b'<x:xmpmeta xmlns:x="adobe:ns:meta/"/>', icc=True
+    )
+    assert {"gps", "xmp", "comment"} <= set(images.has_metadata(data))
+    assert upload(target, image_id, data).status_code == 201
+    for ext in ("jpg", "png", "gif", "webp"):
+        derived = requests.get(target.url(f"/derived/{image_id}-32x24.{ext}"), timeout=30).content
+        assert images.has_metadata(derived) == []
+        assert images.exif_tags(derived) == {}
+        assert b"home address" not in derived
+
+
+INVERSE_TRANSPOSITION = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_is_applied_to_the_pixels(
+    target: Server, image_id: str, orientation: int
+) -> None:
+    upright = images.quadrants(96, 64)
+    method = INVERSE_TRANSPOSITION[orientation]
+    stored = upright if method is None else upright.transpose(method)
+    assert upload(target, image_id, images.jpeg(image=stored, orientation=orientation)).status_code == 201
+    derived = requests.get(target.url(f"/derived/{image_id}-48x32.png"), timeout=30)
+    with Image.open(io.BytesIO(derived.content)) as picture:
+        result = picture.convert("RGB")
+    assert result.size == (48, 32)
+    for centre, colour in zip([(12, 8), (36, 8), (12, 24), (36, 24)], images.QUADRANT_COLOURS, strict=True):
+        pixel = result.getpixel(centre)
+        assert isinstance(pixel, tuple)
+        assert all(abs(a - b) <= 40 for a, b in zip(pixel, colour, strict=True)), (centre, pixel, colour)
+
+
+SOURCE_MODES = {
+    "jpeg-cmyk": lambda: images.jpeg(40, 30, mode="CMYK"),
+    "png-p-transparent": lambda: images.png(40, 30, mode="P", transparency=True),
+    "png-la": lambda: images.png(40, 30, mode="LA"),
+    "png-i16": lambda: images.png(40, 30, mode="I;16"),
+    "png-rgba": lambda: images.png(40, 30, mode="RGBA"),
+}
+MIME = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp"}
+
+
+@pytest.mark.parametrize("source", sorted(SOURCE_MODES))
+def test_every_source_mode_derives_to_every_format(target: Server, image_id: str, source: str) -> None:
+    assert upload(target, image_id, SOURCE_MODES[source]()).status_code == 201
+    for ext, mime in MIME.items():
+        response = requests.get(target.url(f"/derived/{image_id}-24x18.{ext}"), timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"] == mime
+        with Image.open(io.BytesIO(response.content)) as picture:
+            assert picture.size == (24, 18)
+            picture.load()
+    assert_healthy(target)

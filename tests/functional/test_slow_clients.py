@@ -1,0 +1,136 @@
+"""Slow and greedy clients: a stalled upload is cut off after ``socket_timeout`` while other requests
+are served, and the server's memory does not grow with the size of what it is sent."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests import images
+from tests.functional.conftest import Server, start_server
+
+SOCKET_TIMEOUT = 1.0
+CUT_OFF_DEADLINE = 10 * SOCKET_TIMEOUT  # generous: a loaded CI machine, never a fixed sleep
+BIG_UPLOAD = 40 * 1024 * 1024
+MAX_UPLOAD = 48 * 1024 * 1024
+# Peak resident memory may grow by this much while 40 MiB bodies go through (buffering one would not fit).
+MEMORY_SLACK = 16 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    directory = tmp_path_factory.mktemp("server-impatient")
+    running = start_server(
+        directory,
+        f"sqlite:///{directory / 'registry.sqlite3'}",
+        max_upload_bytes=MAX_UPLOAD,
+        **{"server.socket_timeout": SOCKET_TIMEOUT},
+    )
+    yield running
+    running.stop()
+    log = running.log_path.read_text()
+    assert "Traceback" not in log, log
+
+
+def _connect(server: Server) -> socket.socket:
+    host, port = server.base_url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=CUT_OFF_DEADLINE)
+
+
+def _wait_for_close(connection: socket.socket) -> tuple[bytes, float]:
+    """Read until the server closes the connection; return what it sent and how long it took."""
+    started = time.monotonic()
+    received = b""
+    while True:
+        try:
+            chunk = connection.recv(4096)
+        except (ConnectionResetError, TimeoutError):
+            break
+        if not chunk:
+            break
+        received += chunk
+    return received, time.monotonic() - started
+
+
+STALLS = {
+    "in-the-headers": b"POST /original/{id} HTTP/1.1\r\nHost: pymager\r\nContent-Type: multi",
+    "in-the-body": (
+        b"POST /original/{id} HTTP/1.1\r\nHost: pymager\r\n"
+        b"Content-Type: multipart/form-data; boundary=zz\r\nContent-Length: 100000\r\n\r\n"
+        b'--zz\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n\xff\xd8\xff'
+    ),
+}
+
+
+@pytest.mark.parametrize("where", sorted(STALLS))
+def test_stalled_upload_is_cut_off_while_others_are_served(impatient: Server, where: str) -> None:
+    image_id = f"slow-{uuid.uuid4().hex[:12]}"
+    with _connect(impatient) as stalled:
+        stalled.sendall(STALLS[where].replace(b"{id}", image_id.encode()))
+        other = requests.post(
+            impatient.url(f"/original/{image_id}-other"), files={"file": ("a", images.jpeg())}, timeout=10
+        )
+        assert other.status_code == 201
+        assert requests.get(impatient.url("/health"), timeout=10).status_code == 200
+        received, waited = _wait_for_close(stalled)
+    assert waited < CUT_OFF_DEADLINE
+    assert not received or received.startswith(b"HTTP/1.1 408")  # closed, or told why first
+    assert impatient.leaves_nothing(image_id)
+
+
+def _peak_memory(server: Server) -> int:
+    """The server process's peak resident set size (VmHWM), in bytes."""
+    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc/<pid>/status")
+
+
+def _big_body() -> bytes:
+    """A valid 40 MiB JPEG: a small picture followed by padding (decoders stop at EOI)."""
+    return images.jpeg(64, 48) + b"\0" * BIG_UPLOAD
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_memory_does_not_grow_with_upload_size(impatient: Server) -> None:
+    """Accepted, refused-early (409, invalid id) and oversized bodies all stream: peak RSS stays flat."""
+    image_id = f"big-{uuid.uuid4().hex[:12]}"
+    warm_up = requests.post(
+        impatient.url(f"/original/{image_id}-warm"), files={"file": ("a", images.jpeg())}, timeout=10
+    )
+    assert warm_up.status_code == 201
+    body = _big_body()
+    before = _peak_memory(impatient)
+    created = requests.post(impatient.url(f"/original/{image_id}"), files={"file": ("a", body)}, timeout=120)
+    assert created.status_code == 201, created.text
+    duplicate = requests.post(
+        impatient.url(f"/original/{image_id}"), files={"file": ("a", body)}, timeout=120
+    )
+    assert duplicate.status_code == 409
+    invalid = requests.post(impatient.url("/original/bad.id"), files={"file": ("a", body)}, timeout=120)
+    assert invalid.status_code == 400
+    growth = _peak_memory(impatient) - before
+    assert growth < MEMORY_SLACK, f"peak RSS grew by {growth / 2**20:.1f} MiB for 40 MiB bodies"
+    assert requests.delete(impatient.url(f"/original/{image_id}"), timeout=10).status_code == 204
+    assert impatient.leaves_nothing(image_id)
+
+
+def test_huge_declared_length_is_refused_at_once_without_allocating(impatient: Server) -> None:
+    before = _peak_memory(impatient)
+    for path in ("/original/bad.id", "/original/anything", "/derived/x-1x1.jpg", "/nowhere"):
+        with _connect(impatient) as connection:
+            connection.sendall(
+                f"POST {path} HTTP/1.1\r\nHost: pymager\r\nContent-Type: multipart/form-data; boundary=zz\r\n"
+                f"Content-Length: {10**12}\r\n\r\n".encode()
+            )
+            received, waited = _wait_for_close(connection)
+        assert received.startswith(b"HTTP/1.1 413"), received[:200]
+        assert waited < SOCKET_TIMEOUT
+    assert _peak_memory(impatient) - before < MEMORY_SLACK
+    assert requests.get(impatient.url("/health"), timeout=10).status_code == 200
