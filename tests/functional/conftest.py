@@ -6,11 +6,13 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import requests
@@ -29,6 +31,33 @@ MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 MAX_DIMENSION = 2000
 # What the Apache server sends for derived images, from its pymager.ini (Apache's static hits too).
 APACHE_CACHE_CONTROL_DERIVED = "public, max-age=3600"
+
+
+_T = TypeVar("_T")
+
+
+def all_at_once(count: int, call: Callable[[int], _T]) -> list[_T]:
+    """``call(0)`` … ``call(count - 1)``, each in its own thread, released together by a barrier.
+    Results come back in order; an exception in any thread is raised here."""
+    barrier = threading.Barrier(count)
+    results: list[_T | None] = [None] * count
+    failures: list[BaseException] = []
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = call(index)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return results  # type: ignore[return-value]
 
 
 def free_port() -> int:

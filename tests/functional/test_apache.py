@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from tests.functional import apache
 from tests.functional.conftest import (
     APACHE_CACHE_CONTROL_DERIVED,
     Server,
+    all_at_once,
     start_server,
     write_config,
 )
@@ -169,21 +169,7 @@ def test_cold_miss_generates_once_across_the_daemon_processes(
     served_before = served_per_process(apache_server.metrics_directory, tmp_path / "before")
     url = apache_server.url(f"/derived/{image_id}-345x123.png")
     count = 3 * apache.THREADS  # more than one daemon process can take at once
-    barrier = threading.Barrier(count)
-    responses: list[requests.Response] = []
-    lock = threading.Lock()
-
-    def fetch() -> None:
-        barrier.wait()
-        response = requests.get(url, timeout=60)
-        with lock:
-            responses.append(response)
-
-    threads = [threading.Thread(target=fetch) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    responses = all_at_once(count, lambda _: requests.get(url, timeout=60))
 
     assert [response.status_code for response in responses] == [200] * count
     assert len({response.content for response in responses}) == 1

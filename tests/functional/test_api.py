@@ -5,15 +5,15 @@ from __future__ import annotations
 import base64
 import http.client
 import io
-import threading
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import cast
 
 import pytest
 import requests
 from PIL import Image
 
 from tests import images
-from tests.functional.conftest import MAX_DIMENSION, MAX_UPLOAD_BYTES, Server
+from tests.functional.conftest import MAX_DIMENSION, MAX_UPLOAD_BYTES, Server, all_at_once
 
 
 def upload(server: Server, image_id: str, data: bytes, field: str = "file") -> requests.Response:
@@ -143,22 +143,8 @@ def test_upload_of_truncated_image_is_unprocessable(server: Server, image_id: st
 
 
 def test_concurrent_uploads_of_one_id_create_exactly_one(server: Server, image_id: str) -> None:
-    barrier = threading.Barrier(50)
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def post(n: int) -> None:
-        data = images.jpeg(20 + n, 20)
-        barrier.wait()
-        status = upload(server, image_id, data).status_code
-        with lock:
-            statuses.append(status)
-
-    threads = [threading.Thread(target=post, args=(n,)) for n in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    pictures = [images.jpeg(20 + n, 20) for n in range(50)]
+    statuses = all_at_once(50, lambda n: upload(server, image_id, pictures[n]).status_code)
     assert sorted(statuses) == [201] + [409] * 49
     assert server.rows(image_id) == (1, 0)
     assert not server.temporary_files()
@@ -366,7 +352,8 @@ def test_reupload_after_delete_serves_new_derived_images(server: Server, image_i
     upload(server, image_id, images.jpeg(60, 60, color=(0, 0, 255)))
     blue = requests.get(url, timeout=30).content
     with Image.open(io.BytesIO(red)) as old, Image.open(io.BytesIO(blue)) as new:
-        old_pixel, new_pixel = old.convert("RGB").getpixel((4, 4)), new.convert("RGB").getpixel((4, 4))
+        old_pixel = cast(tuple[int, int, int], old.convert("RGB").getpixel((4, 4)))
+        new_pixel = cast(tuple[int, int, int], new.convert("RGB").getpixel((4, 4)))
     assert old_pixel[0] > 200
     assert new_pixel[2] > 200
     assert new_pixel[0] < 60
@@ -378,21 +365,8 @@ def test_concurrent_requests_for_a_cold_derived_image_get_identical_bytes(
     upload(server, image_id, images.jpeg(800, 600))
     generated_before = server.metric("pymager_derived_generated_total")
     url = server.url(f"/derived/{image_id}-123x77.jpg")
-    barrier = threading.Barrier(20)
-    bodies: list[bytes] = []
-    lock = threading.Lock()
-
-    def fetch() -> None:
-        barrier.wait()
-        response = requests.get(url, timeout=60)
-        with lock:
-            bodies.append(response.content if response.status_code == 200 else b"")
-
-    threads = [threading.Thread(target=fetch) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    responses = all_at_once(20, lambda _: requests.get(url, timeout=60))
+    bodies = [response.content if response.status_code == 200 else b"" for response in responses]
     assert len(set(bodies)) == 1
     assert bodies[0]
     assert server.rows(image_id) == (1, 1)

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from tests import images
-from tests.functional.conftest import Server, start_server
+from tests.functional.conftest import Server, all_at_once, start_server
 
 CRASH_DEADLINE = 30.0
 
@@ -32,20 +32,7 @@ def upload(server: Server, image_id: str, data: bytes) -> requests.Response:
 
 def fetch_all(urls: list[str]) -> list[requests.Response]:
     """GET every url at once (one thread each, released together)."""
-    barrier = threading.Barrier(len(urls))
-    responses: list[requests.Response | None] = [None] * len(urls)
-
-    def fetch(index: int) -> None:
-        barrier.wait()
-        responses[index] = requests.get(urls[index], timeout=120)
-
-    threads = [threading.Thread(target=fetch, args=(n,)) for n in range(len(urls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert all(response is not None for response in responses)
-    return responses  # type: ignore[return-value]
+    return all_at_once(len(urls), lambda index: requests.get(urls[index], timeout=120))
 
 
 def generated(servers: list[Server]) -> float:
@@ -114,22 +101,8 @@ def test_requests_spread_over_processes_generate_each_key_once(cluster: list[Ser
 
 @pytest.mark.multiprocess
 def test_uploads_of_one_id_spread_over_processes_create_exactly_one(cluster: list[Server]) -> None:
-    barrier = threading.Barrier(40)
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def post(n: int) -> None:
-        data = images.jpeg(30 + n, 30)
-        barrier.wait()
-        status = upload(cluster[n % 2], "contested", data).status_code
-        with lock:
-            statuses.append(status)
-
-    threads = [threading.Thread(target=post, args=(n,)) for n in range(40)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    pictures = [images.jpeg(30 + n, 30) for n in range(40)]
+    statuses = all_at_once(40, lambda n: upload(cluster[n % 2], "contested", pictures[n]).status_code)
     assert sorted(statuses) == [201] + [409] * 39
     stored = requests.get(cluster[1].url("/original/contested"), timeout=10)
     assert stored.status_code == 200
