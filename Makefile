@@ -5,8 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APACHE_STAMP := $(VENV)/.apache
+BENCH_STAMP := $(VENV)/.bench
 
-.PHONY: install apache serve migrate check repair test lint format clean
+.PHONY: install apache bench bench-quick serve migrate check repair test lint format clean
 
 $(STAMP): setup.py pyproject.toml
 	@# Debian/Ubuntu ship venv and ensurepip separately from python3.
@@ -31,6 +32,20 @@ $(APACHE_STAMP): $(STAMP)
 	touch $@ || echo 'make: Apache + mod_wsgi could not be installed; the apache tests will skip' >&2
 
 apache: $(APACHE_STAMP)
+
+# The benchmark suite (benchmarks/): wrk from Debian when missing, matplotlib from the `bench` extra.
+# Apache is compared too when `make apache` could install it. `bench-quick` runs every scenario briefly.
+$(BENCH_STAMP): $(STAMP)
+	@command -v wrk >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	touch $@
+
+bench: $(BENCH_STAMP) $(APACHE_STAMP)
+	$(BIN)/python -m benchmarks
+
+bench-quick: $(BENCH_STAMP) $(APACHE_STAMP)
+	$(BIN)/python -m benchmarks --quick
 
 # Honours PYMAGER_CONFIG (default ./pymager.ini).
 migrate: $(STAMP)
@@ -61,4 +76,4 @@ test: $(STAMP) $(APACHE_STAMP)
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache benchmarks/.corpus

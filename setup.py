@@ -30,6 +30,7 @@ setup(
             "ruff>=0.6",
             "import-linter>=2.0",
         ],
+        "bench": ["matplotlib>=3.8"],
     },
     entry_points={"console_scripts": ["pymager=pymager_standalone:main"]},
 )

@@ -1,0 +1,184 @@
+"""Ratios from the figures, the Markdown table, the JSON file and the chart."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    description: str
+    bound: float
+    at_most: bool  # True: value ≤ bound holds; False: value ≥ bound
+
+    def holds(self, value: float | None) -> bool | None:
+        if value is None:
+            return None
+        return value <= self.bound if self.at_most else value >= self.bound
+
+    @property
+    def text(self) -> str:
+        return f"{'≤' if self.at_most else '≥'} {self.bound:g}"
+
+
+TARGETS = (
+    Target(
+        "cold_200_service_over_inprocess_best",
+        "24 MP → 200x200, service p50 / in-process best p50",
+        1.2,
+        True,
+    ),
+    Target("cold_200_speedup_over_2011", "24 MP → 200x200, 2011 pipeline p50 / service p50", 4, False),
+    Target(
+        "cold_200_c4_throughput_over_ceiling", "cold req/s at c=4 / (cores / in-process best)", 0.9, False
+    ),
+    Target(
+        "cold_1024_service_over_inprocess_best",
+        "24 MP → 1024x768, service p50 / in-process best p50",
+        1.2,
+        True,
+    ),
+    Target(
+        "hit_standalone_over_bare_cherrypy",
+        "hit req/s, pymager / bare serve_file (worst of c=1, 8, 64)",
+        0.8,
+        False,
+    ),
+    Target(
+        "hit_apache_over_static", "hit req/s, shipped Apache config / static Apache (worst c)", 0.5, False
+    ),
+    Target("burst100_over_single", "100 requests, one cold 24 MP → ~200 key: wall / one request", 1.5, True),
+    Target("peak_rss_8_cold_mb", "server peak RSS, 8 concurrent cold 24 MP → 1024x768 (MB)", 150, True),
+    Target("upload_30mb_rss_growth_mb", "server RSS growth while a 30 MB original uploads (MB)", 10, True),
+)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return round(numerator / denominator, 3)
+
+
+def _worst_hit_ratio(hits: dict[str, Any], name: str, baseline: str) -> float | None:
+    if name not in hits or baseline not in hits:
+        return None
+    return min(_ratio(hits[name][c]["req_per_s"], hits[baseline][c]["req_per_s"]) for c in hits[name])
+
+
+def ratios(figures: dict[str, Any]) -> dict[str, float | None]:
+    cold = figures["cold_24mp"]
+    c4 = figures["cold_c4_24mp_200"]
+    burst = figures["burst"]
+    memory = figures["memory"]
+    return {
+        "cold_200_service_over_inprocess_best": _ratio(
+            cold["200"]["service"]["p50_ms"], cold["200"]["inprocess_best"]["p50_ms"]
+        ),
+        "cold_200_speedup_over_2011": _ratio(
+            cold["200"]["inprocess_2011"]["p50_ms"], cold["200"]["service"]["p50_ms"]
+        ),
+        "cold_200_c4_throughput_over_ceiling": _ratio(c4["req_per_s"], c4["ceiling_req_per_s"]),
+        "cold_1024_service_over_inprocess_best": _ratio(
+            cold["1024"]["service"]["p50_ms"], cold["1024"]["inprocess_best"]["p50_ms"]
+        ),
+        "hit_standalone_over_bare_cherrypy": _worst_hit_ratio(figures["hits"], "pymager", "bare_cherrypy"),
+        "hit_apache_over_static": _worst_hit_ratio(figures["hits"], "apache_pymager", "apache_static"),
+        "burst100_over_single": _ratio(burst["200"]["seconds"] * 1000, burst["200"]["single_generation_ms"]),
+        "peak_rss_8_cold_mb": memory.get("peak_rss_8_cold_mb"),
+        "upload_30mb_rss_growth_mb": memory.get("upload_rss_growth_mb"),
+    }
+
+
+def _cell(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:g}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    figures, machine, notes = result["figures"], result["machine"], result["notes"]
+    lines = [
+        f"# pymager benchmark ({machine['mode']} mode, {machine['date']})",
+        "",
+        f"{machine['cpu']}, {machine['cores']} cores; Python {machine['python']}, Pillow {machine['pillow']} "
+        f"(libjpeg {machine['libjpeg']}), CherryPy {machine['cherrypy']}, {machine['wrk']}. "
+        f"Load average before/after: {machine['loadavg_before']} / {machine['loadavg_after']}.",
+        "",
+        "| ratio | measures | target | value | holds |",
+        "|---|---|---|---|---|",
+    ]
+    for target in TARGETS:
+        value = result["ratios"][target.key]
+        holds = target.holds(value)
+        mark = "–" if holds is None else ("yes" if holds else "**no**")
+        lines.append(f"| `{target.key}` | {target.description} | {target.text} | {_cell(value)} | {mark} |")
+    lines += ["", "## Cold derive, 24 MP JPEG (ms)", "", "| target size | pipeline | p50 | p99 | runs |"]
+    lines.append("|---|---|---|---|---|")
+    for label in ("200", "1024"):
+        for name, row in figures["cold_24mp"][label].items():
+            if not isinstance(row, dict):
+                continue
+            extra = f" ({row['variant']})" if "variant" in row else ""
+            lines.append(f"| {label} | {name}{extra} | {row['p50_ms']} | {row['p99_ms']} | {row['runs']} |")
+    generation = {
+        label: figures["cold_24mp"][label]["service_generation_mean_ms"] for label in ("200", "1024")
+    }
+    peak = figures["cold_24mp"]["peak_rss_mb"]
+    c4 = figures["cold_c4_24mp_200"]
+    lines += [
+        "",
+        f"pymager's own mean generation time (/metrics, excludes HTTP and the claim): "
+        f"{generation['200']} ms (200), {generation['1024']} ms (1024).",
+        f"In-process peak RSS (own process): 2011 pipeline {peak['inprocess_2011']} MB, "
+        f"best pipeline {peak['inprocess_best']} MB.",
+        f"Cold 24 MP → ~200 at c=4: {c4['req_per_s']} req/s ({c4['requests']} distinct keys in "
+        f"{c4['seconds']} s) vs ceiling {c4['ceiling_req_per_s']} req/s ({c4['cores']} cores / best p50); "
+        f"the best pipeline itself in {c4['cores']} processes at once: "
+        f"{c4['inprocess_best_parallel_req_per_s']} req/s.",
+        "",
+        "Other corpus images, cold → 200x2xx at c=1 (ms): "
+        + ", ".join(
+            f"{name} p50 {row['p50_ms']} / p99 {row['p99_ms']}" for name, row in figures["cold_other"].items()
+        ),
+        "",
+        "## Cache hits (wrk, same derived file)",
+        "",
+        "| server | connections | req/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|",
+    ]
+    for server, by_c in figures["hits"].items():
+        for connections, row in by_c.items():
+            lines.append(
+                f"| {server} | {connections.removeprefix('c')} | {row['req_per_s']} | {row['p50_ms']} | "
+                f"{row['p99_ms']} | {row['errors']} |"
+            )
+    burst, memory = figures["burst"], figures["memory"]
+    lines += ["", "## Burst and memory", ""]
+    lines += [
+        f"- {row['requests']} simultaneous requests for one cold 24 MP → ~{label} key: "
+        f"{row['seconds'] * 1000:.0f} ms wall, {row['generations']} generation(s), {row['non_200']} "
+        f"non-200; one cold request of the same work alone {row['single_generation_ms']} ms."
+        for label, row in burst.items()
+    ]
+    lines += [
+        f"- Server RSS idle {memory.get('idle_rss_mb')} MB; peak under {figures['memory_cold_requests']} "
+        f"concurrent cold 24 MP → 1024x768: {memory.get('peak_rss_8_cold_mb')} MB.",
+        f"- 30 MB upload ({memory.get('upload_bytes')} bytes): RSS {memory.get('rss_before_upload_mb')} MB "
+        f"before, peak {memory.get('rss_peak_during_upload_mb')} MB during; sampled growth: anonymous "
+        f"{memory.get('upload_anon_rss_growth_mb')} MB, "
+        f"mapped files {memory.get('upload_file_rss_growth_mb')} MB.",
+    ]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def write(result: dict[str, Any], directory: Path, stem: str) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    md_path, json_path, png_path = (directory / f"{stem}.{ext}" for ext in ("md", "json", "png"))
+    md_path.write_text(markdown(result), encoding="utf-8")
+    json_path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    from benchmarks.chart import draw  # matplotlib is a bench extra, imported only here
+
+    draw(result, png_path)
+    return [md_path, json_path, png_path]

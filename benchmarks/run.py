@@ -1,0 +1,100 @@
+"""The benchmark run: corpus, servers, every scenario in one run, then the report."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks import apache, corpus, machine, report, scenarios, servers
+from benchmarks.modes import FULL, QUICK, Mode
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MAIN_IMAGE = corpus.PHOTO_24MP
+
+
+def _log(message: str) -> None:
+    print(f"bench: {message}", flush=True)
+
+
+def _hit_targets(pymager: servers.Process, bare: servers.Process) -> dict[str, str]:
+    return {
+        "pymager": f"{pymager.base_url}/derived/{MAIN_IMAGE.name}-200x200.jpg",
+        "bare_cherrypy": f"{bare.base_url}/file",
+    }
+
+
+def _measure(mode: Mode, work: Path, notes: list[str]) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    _log("generating the corpus (cached after the first run)")
+    for sample in (*mode.corpus, corpus.UPLOAD_30MB):
+        corpus.ensure(sample)
+    main_path = corpus.ensure(MAIN_IMAGE)
+    server = servers.start_pymager(work / "pymager", mode.thread_pool)
+    bare: servers.Process | None = None
+    try:
+        scenarios.upload_corpus(server, mode.corpus)
+        server.get(f"/derived/{corpus.PHOTO_SMALL.name}-100x100.jpg")  # warm the generation path
+        _log("cold derive latency at c=1, interleaved with the in-process pipelines")
+        figures["cold_24mp"] = scenarios.cold_latency(server, mode, MAIN_IMAGE.name, main_path)
+        others = tuple(sample for sample in mode.corpus if sample is not MAIN_IMAGE)
+        figures["cold_other"] = scenarios.other_cold(server, mode, others)
+        _log("cold throughput at c=4")
+        best = figures["cold_24mp"]["200"]["inprocess_best"]
+        figures["cold_c4_24mp_200"] = scenarios.cold_throughput(
+            server, mode, MAIN_IMAGE.name, main_path, best
+        )
+        _log(f"burst of {mode.burst_requests} requests for one cold key")
+        figures["burst"] = scenarios.burst(server, mode, MAIN_IMAGE.name)
+        _log("cache hits with wrk")
+        server.get(f"/derived/{MAIN_IMAGE.name}-200x200.jpg")
+        hit_file = work / "pymager" / "data" / "derived" / MAIN_IMAGE.name / "200x200.jpg"
+        bare = servers.start_bare(work / "bare", hit_file, mode.thread_pool)
+        targets = _hit_targets(server, bare)
+        hit_path = f"/derived/{MAIN_IMAGE.name}-200x200.jpg"
+        started = apache.start(work / "apache", work / "pymager" / "pymager.ini", hit_path, hit_file)
+        if isinstance(started, str):
+            notes.append(f"hit_apache_over_static not measured: {started}")
+            figures["hits"] = scenarios.hits(targets, mode)
+        else:
+            with started:
+                targets |= {"apache_pymager": started.shipped_url, "apache_static": started.static_url}
+                figures["hits"] = scenarios.hits(targets, mode)
+    finally:
+        server.stop()
+        if bare is not None:
+            bare.stop()
+    _log("memory: a fresh server, concurrent cold derivations, then a 30 MB upload")
+    fresh = servers.start_pymager(work / "pymager-memory", mode.thread_pool)
+    try:
+        scenarios.upload_corpus(fresh, (MAIN_IMAGE,))
+        figures["memory"] = scenarios.memory(fresh, mode, MAIN_IMAGE.name, corpus.ensure(corpus.UPLOAD_30MB))
+        figures["memory_cold_requests"] = mode.rss_cold_requests
+    finally:
+        fresh.stop()
+    if "error" in figures["memory"]:
+        notes.append(f"memory not measured: {figures['memory']['error']}")
+    return figures
+
+
+def run(quick: bool) -> int:
+    mode = QUICK if quick else FULL
+    notes: list[str] = []
+    described = machine.describe(mode.name)
+    with tempfile.TemporaryDirectory(prefix="pymager-bench-") as directory:
+        figures = _measure(mode, Path(directory), notes)
+    described["loadavg_after"] = machine.loadavg()
+    result: dict[str, Any] = {
+        "ratios": report.ratios(figures),
+        "figures": figures,
+        "machine": described,
+        "targets": {t.key: {"bound": t.bound, "at_most": t.at_most} for t in report.TARGETS},
+        "notes": notes,
+    }
+    paths = report.write(result, RESULTS, mode.results_stem)
+    print(report.markdown(result))
+    _log("wrote " + ", ".join(str(path.relative_to(RESULTS.parent.parent)) for path in paths))
+    failed = [t.key for t in report.TARGETS if t.holds(result["ratios"][t.key]) is False]
+    if failed:
+        _log(f"{len(failed)} ratio(s) do not hold: {', '.join(failed)}")
+    return 0

@@ -1,0 +1,254 @@
+"""The measured scenarios. Each returns plain figures (dicts of numbers) for the report."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import corpus, load
+from benchmarks.inprocess import Worker
+from benchmarks.modes import Mode
+from benchmarks.pipelines import BEST_VARIANTS
+from benchmarks.servers import Process, RssSampler
+from benchmarks.stats import metric, percentile
+
+Size = tuple[int, int]
+SIZES: dict[str, Size] = {"200": (200, 200), "1024": (1024, 768)}
+GENERATED = "pymager_derived_generated_total"
+GENERATION_SECONDS = "pymager_derived_generation_seconds"
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def _summary(seconds: list[float]) -> dict[str, Any]:
+    return {
+        "p50_ms": _ms(percentile(seconds, 0.5)),
+        "p99_ms": _ms(percentile(seconds, 0.99)),
+        "runs": len(seconds),
+    }
+
+
+def _metrics(server: Process) -> str:
+    status, body = server.get("/metrics")
+    if status != 200:
+        raise RuntimeError(f"/metrics answered {status}")
+    return body.decode()
+
+
+def generations(server: Process) -> float:
+    return metric(_metrics(server), GENERATED)
+
+
+def generation_seconds(server: Process) -> tuple[float, float]:
+    """(count, sum) of pymager's own generation-time histogram: render, hash, publish, record."""
+    text = _metrics(server)
+    return metric(text, f"{GENERATION_SECONDS}_count"), metric(text, f"{GENERATION_SECONDS}_sum")
+
+
+def upload_corpus(server: Process, samples: tuple[corpus.Sample, ...]) -> None:
+    for sample in samples:
+        status = load.upload(server.port, sample.name, corpus.ensure(sample))
+        if status != 201:
+            raise RuntimeError(f"uploading {sample.name}: {status}\n{server.log_path.read_text()}")
+
+
+def tune_best(mode: Mode, image: Path) -> dict[str, Worker]:
+    """The fastest best-pipeline variant per size (median of ``tune_runs`` interleaved runs)."""
+    workers = [Worker(f"best[{index}]") for index in range(len(BEST_VARIANTS))]
+    chosen: dict[str, Worker] = {}
+    for label, size in SIZES.items():
+        times: dict[int, list[float]] = {index: [] for index in range(len(workers))}
+        for worker in workers:
+            worker.run(image, size)  # warm-up: imports, page cache
+        for _ in range(mode.tune_runs):
+            for index, worker in enumerate(workers):
+                times[index].append(worker.run(image, size))
+        fastest = min(times, key=lambda index: percentile(times[index], 0.5))
+        chosen[label] = workers[fastest]
+    for worker in workers:
+        if worker not in chosen.values():
+            worker.close()
+    return chosen
+
+
+def cold_latency(server: Process, mode: Mode, image_id: str, image: Path) -> dict[str, Any]:
+    """Distinct cold keys one after another (c=1), interleaved with the in-process pipelines."""
+    best = tune_best(mode, image)
+    old = Worker("2011")
+    draft = Worker("draft_decode")
+    figures: dict[str, Any] = {}
+    for label, size in SIZES.items():
+        old.run(image, size)
+        draft.run(image, size)
+        service: list[float] = []
+        best_times: list[float] = []
+        old_times: list[float] = []
+        draft_times: list[float] = []
+        count_before, sum_before = generation_seconds(server)
+        for run in range(mode.cold_runs):
+            key = f"/derived/{image_id}-{size[0]}x{size[1] + 1 + run}.jpg"
+            service.append(load.timed_get(server.port, key))
+            best_times.append(best[label].run(image, size))
+            draft_times.append(draft.run(image, size))
+            if run < mode.runs_2011:
+                old_times.append(old.run(image, size))
+        count_after, sum_after = generation_seconds(server)
+        figures[label] = {
+            "service": _summary(service),
+            # pymager's own mean generation time (/metrics): the rest of the latency is HTTP and the claim.
+            "service_generation_mean_ms": _ms(
+                (sum_after - sum_before) / max(1.0, count_after - count_before)
+            ),
+            "inprocess_best": {
+                **_summary(best_times),
+                "variant": BEST_VARIANTS[_index(best[label])].name,
+                "pipeline": best[label].pipeline,
+            },
+            "inprocess_2011": _summary(old_times),
+            "draft_decode_only": _summary(draft_times),
+        }
+    figures["peak_rss_mb"] = {
+        "inprocess_2011": round(old.peak_rss_mb(), 1),
+        "inprocess_best": round(max(worker.peak_rss_mb() for worker in best.values()), 1),
+    }
+    for worker in {*best.values(), old, draft}:
+        worker.close()
+    return figures
+
+
+def _index(worker: Worker) -> int:
+    return int(worker.pipeline.removeprefix("best[").removesuffix("]"))
+
+
+def other_cold(server: Process, mode: Mode, samples: tuple[corpus.Sample, ...]) -> dict[str, Any]:
+    """Cold c=1 latency of the other corpus images to 200x200 (figures only, no ratio)."""
+    figures: dict[str, Any] = {}
+    for sample in samples:
+        times = [
+            load.timed_get(server.port, f"/derived/{sample.name}-200x{210 + run}.jpg")
+            for run in range(mode.other_cold_runs)
+        ]
+        figures[sample.name] = _summary(times)
+    return figures
+
+
+def cold_throughput(
+    server: Process, mode: Mode, image_id: str, image: Path, best: dict[str, Any]
+) -> dict[str, Any]:
+    """Distinct cold 24 MP → 200 keys fetched by 4 clients at once, against the ceiling cores / best
+    p50; and, for reference, the best pipeline itself run by one process per core at once."""
+    # Distinct widths over a 3:2 source: the height sets the scale, so each key is the same work.
+    paths = [f"/derived/{image_id}-{201 + run}x200.jpg" for run in range(mode.c4_requests)]
+    seconds = load.concurrent_gets(server.port, paths, concurrency=4)
+    cores = os.cpu_count() or 1
+    return {
+        "requests": len(paths),
+        "seconds": round(seconds, 3),
+        "req_per_s": round(len(paths) / seconds, 2),
+        "ceiling_req_per_s": round(cores / (best["p50_ms"] / 1000), 2),
+        "cores": cores,
+        "inprocess_best_parallel_req_per_s": _parallel_rate(best["pipeline"], image, cores, mode.c4_requests),
+    }
+
+
+def _parallel_rate(pipeline: str, image: Path, processes: int, runs: int) -> float:
+    """Runs per second of ``pipeline`` on ``image`` → 200x200 in ``processes`` processes at once."""
+    workers = [Worker(pipeline) for _ in range(processes)]
+    try:
+        for worker in workers:
+            worker.run(image, SIZES["200"])
+        share = max(1, runs // processes)
+
+        def loop(worker: Worker) -> None:
+            for _ in range(share):
+                worker.run(image, SIZES["200"])
+
+        threads = [threading.Thread(target=loop, args=(worker,)) for worker in workers]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return round(share * processes / (time.perf_counter() - started), 2)
+    finally:
+        for worker in workers:
+            worker.close()
+
+
+def burst(server: Process, mode: Mode, image_id: str) -> dict[str, Any]:
+    """``burst_requests`` simultaneous requests for one cold key, for a 24 MP → ~200x200 and → ~1024x768;
+    each against one cold request of the same work alone. Generations are counted from /metrics."""
+    figures: dict[str, Any] = {}
+    for label, (burst_size, single_size) in {
+        "200": ("290x200", "291x200"),
+        "1024": ("1100x768", "1101x768"),
+    }.items():
+        before = generations(server)
+        seconds, statuses = load.burst(
+            server.port, f"/derived/{image_id}-{burst_size}.jpg", mode.burst_requests
+        )
+        generated = generations(server) - before
+        single = load.timed_get(server.port, f"/derived/{image_id}-{single_size}.jpg")
+        figures[label] = {
+            "requests": mode.burst_requests,
+            "seconds": round(seconds, 3),
+            "single_generation_ms": _ms(single),
+            "generations": int(generated),
+            "non_200": sum(status != 200 for status in statuses),
+        }
+    return figures
+
+
+def hits(targets: dict[str, str], mode: Mode) -> dict[str, Any]:
+    """wrk against each target URL at each concurrency; the targets alternate round by round. req/s is
+    over all rounds, p50 the rounds' median, p99 the worst round's."""
+    rounds: dict[tuple[str, int], list[load.WrkResult]] = {}
+    for _ in range(mode.hit_rounds):
+        for connections in mode.hit_connections:
+            for name, url in targets.items():
+                result = load.run_wrk(url, connections, mode.hit_seconds / mode.hit_rounds)
+                rounds.setdefault((name, connections), []).append(result)
+    figures: dict[str, Any] = {name: {} for name in targets}
+    for (name, connections), results in rounds.items():
+        figures[name][f"c{connections}"] = {
+            "req_per_s": round(sum(r.requests_per_second for r in results) / len(results), 1),
+            "p50_ms": round(percentile([r.p50_ms for r in results], 0.5), 2),
+            "p99_ms": round(max(r.p99_ms for r in results), 2),
+            "requests": sum(r.requests for r in results),
+            "errors": sum(r.errors for r in results),
+        }
+    return figures
+
+
+def memory(server: Process, mode: Mode, image_id: str, big: Path) -> dict[str, Any]:
+    """Peak RSS under ``rss_cold_requests`` concurrent distinct cold 24 MP → 1024x768 derivations, then
+    RSS growth while one 30 MB original is uploaded. ``server`` is fresh, with ``image_id`` uploaded."""
+    if not server.reset_peak_rss():
+        return {"error": "cannot reset the peak RSS mark (/proc/<pid>/clear_refs needs privileges)"}
+    idle = server.rss_mb()
+    paths = [f"/derived/{image_id}-1024x{800 + run}.jpg" for run in range(mode.rss_cold_requests)]
+    load.concurrent_gets(server.port, paths, concurrency=len(paths))
+    peak = server.peak_rss_mb()
+    before_upload = server.rss_mb()
+    server.reset_peak_rss()
+    with RssSampler(server) as sampler:
+        status = load.upload(server.port, "upload30mb", big)
+    if status != 201:
+        raise RuntimeError(f"30 MB upload answered {status}")
+    upload_peak = server.peak_rss_mb()
+    return {
+        "idle_rss_mb": round(idle, 1),
+        "peak_rss_8_cold_mb": round(peak, 1),
+        "upload_bytes": big.stat().st_size,
+        "rss_before_upload_mb": round(before_upload, 1),
+        "rss_peak_during_upload_mb": round(upload_peak, 1),
+        "upload_rss_growth_mb": round(upload_peak - before_upload, 1),
+        # Sampled every few ms: anonymous memory vs mapped files (page cache) in that growth.
+        "upload_anon_rss_growth_mb": sampler.growth_mb("RssAnon"),
+        "upload_file_rss_growth_mb": sampler.growth_mb("RssFile"),
+    }

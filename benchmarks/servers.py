@@ -1,0 +1,185 @@
+"""Start the servers under test as real processes on loopback ports, and read their memory.
+
+``start_pymager`` writes a configuration into a temporary directory (SQLite registry), migrates it and
+runs ``pymager_standalone.py``, as ``tests/functional/conftest.py`` does; ``start_bare`` runs the
+minimal CherryPy app of ``benchmarks/bare_cherrypy.py`` with the same server settings.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+REPO = Path(__file__).resolve().parents[1]
+STARTUP_DEADLINE = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Process:
+    """A server process on ``127.0.0.1:port``."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str, timeout: float = 60.0) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def rss_mb(self) -> float:
+        return _status_kib(self.process.pid, "VmRSS") / 1024
+
+    def reset_peak_rss(self) -> bool:
+        """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS; False if not allowed."""
+        try:
+            Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+        except OSError:
+            return False
+        return True
+
+    def peak_rss_mb(self) -> float:
+        return _status_kib(self.process.pid, "VmHWM") / 1024
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/{pid}/status has no {field}")
+
+
+class RssSampler:
+    """Samples a server's RssAnon and RssFile every ``interval`` seconds while in its ``with`` block
+    (the kernel keeps a peak only of their sum)."""
+
+    def __init__(self, server: Process, interval: float = 0.002) -> None:
+        self._pid = server.process.pid
+        self._interval = interval
+        self._samples: list[dict[str, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            self._samples.append({f: _status_kib(self._pid, f) for f in ("RssAnon", "RssFile")})
+            if self._stop.wait(self._interval):
+                return
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def growth_mb(self, field: str) -> float:
+        """Largest sample minus the first, in MB."""
+        values = [sample[field] for sample in self._samples]
+        return round((max(values) - values[0]) / 1024, 1)
+
+
+def _wait_ready(server: Process, path: str) -> Process:
+    deadline = time.monotonic() + STARTUP_DEADLINE
+    while True:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited:\n{server.log_path.read_text()}")
+        try:
+            if server.get(path, timeout=1)[0] == 200:
+                return server
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"{server.name} not ready after {STARTUP_DEADLINE}s")
+        time.sleep(0.05)  # polling a starting process, bounded by the deadline above
+
+
+def _spawn(name: str, command: list[str], directory: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    log_path = directory / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=directory)
+    return process, log_path
+
+
+def write_pymager_config(directory: Path, port: int, thread_pool: int) -> Path:
+    data = directory / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    config = directory / "pymager.ini"
+    config.write_text(
+        "\n".join(
+            [
+                "[pymager]",
+                f"data_directory = {data}",
+                f"database_url = sqlite:///{directory / 'registry.sqlite3'}",
+                "[server]",
+                "host = 127.0.0.1",
+                f"port = {port}",
+                f"thread_pool = {thread_pool}",
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    return config
+
+
+def start_pymager(directory: Path, thread_pool: int) -> Process:
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = write_pymager_config(directory, port, thread_pool)
+    command = [sys.executable, str(REPO / "pymager_standalone.py"), "--config", str(config)]
+    subprocess.run([*command, "--migrate"], check=True, capture_output=True, cwd=directory)
+    process, log_path = _spawn("pymager", command, directory)
+    return _wait_ready(Process("pymager", port, process, log_path), "/health")
+
+
+def start_bare(directory: Path, served_file: Path, thread_pool: int) -> Process:
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    command = [
+        sys.executable,
+        str(REPO / "benchmarks" / "bare_cherrypy.py"),
+        "--file",
+        str(served_file),
+        "--port",
+        str(port),
+        "--thread-pool",
+        str(thread_pool),
+    ]
+    process, log_path = _spawn("bare-cherrypy", command, directory)
+    return _wait_ready(Process("bare-cherrypy", port, process, log_path), "/file")
