@@ -14,6 +14,7 @@ orientation is applied last, to the small result.
 from __future__ import annotations
 
 import logging
+import math
 import mmap
 import struct
 import zlib
@@ -187,11 +188,16 @@ def _decode_all_frames(image: ImageFile.ImageFile) -> None:
 
 def _load_first_frame(image: ImageFile.ImageFile, size: Size) -> int:
     """Decode the first frame, for JPEG no larger than needed to cover ``size``; return the EXIF
-    orientation (1 when absent or unreadable)."""
+    orientation (1 when absent or unreadable).
+
+    ``draft`` picks the strongest DCT scaling (1/2, 1/4, 1/8) that still covers the requested size, so
+    it is asked for exactly the cover size: the DCT scaling is itself a good low-pass, and the resize
+    applies ``REDUCING_GAP`` afterwards. Asking for the cover size × the gap decoded 24 MP → 1024x768 at
+    1/2 scale instead of 1/4 (measured 200 ms vs 121 ms, same output size)."""
     if image.format == "JPEG":
         target = _stored_size(size, _orientation(image))
-        scale = max(target[0] / image.width, target[1] / image.height) * REDUCING_GAP
-        image.draft(None, (max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+        scale = max(target[0] / image.width, target[1] / image.height)
+        image.draft(None, (max(1, math.ceil(image.width * scale)), max(1, math.ceil(image.height * scale))))
     image.load()
     return _orientation(image)
 

@@ -4,6 +4,8 @@ and lets through what is at the limit."""
 from __future__ import annotations
 
 import io
+import mmap
+import random
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from pymager.adapters import container
 from pymager.adapters.container import DecodeLimits, check_container
 from pymager.adapters.pillow import PillowProcessor
 from pymager.domain import ImageFormat, Size
@@ -179,3 +182,29 @@ def test_no_other_decoder_and_no_subprocess_is_ever_reached(
         PillowProcessor().identify(path)
     with open(path, "rb") as source, pytest.raises(UnsupportedImage):
         PillowProcessor().derive(source, Size(8, 8), ImageFormat.PNG, io.BytesIO())
+
+
+def _marker_positions(data: bytes) -> list[int]:
+    return [match.start() for match in container._JPEG_NEXT_MARKER.finditer(data)]
+
+
+def test_windowed_marker_search_finds_what_a_whole_file_search_finds(tmp_path: Path) -> None:
+    # A JPEG several windows long, with a marker placed to straddle a window boundary.
+    window = container._WINDOW
+    noise = Image.frombytes("RGB", (1400, 1400), random.Random(7).randbytes(1400 * 1400 * 3))
+    body = io.BytesIO()
+    noise.save(body, "JPEG", quality=100, progressive=True)
+    data = bytearray(body.getvalue())
+    while len(data) < 2 * window + 4096:  # pad with entropy-like bytes before EOI
+        data[-2:-2] = bytes(byte for byte in random.Random(len(data)).randbytes(65536) if byte != 0xFF)
+    data[window - 1 : window + 1] = b"\xff\xc4"  # a marker across the first window edge
+    path = tmp_path / "long.jpg"
+    path.write_bytes(bytes(data))
+    expected = _marker_positions(bytes(data))
+    with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        found, pos = [], 0
+        while (position := container._next_jpeg_marker(mapped, pos)) is not None:
+            found.append(position)
+            pos = position + 1
+    assert window - 1 in expected
+    assert found == expected
