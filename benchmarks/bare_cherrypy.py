@@ -3,12 +3,14 @@
     python benchmarks/bare_cherrypy.py --file PATH --port PORT --thread-pool N
 
 It runs with the same server settings as ``pymager_standalone.py`` (production environment, no
-screen logging, the same socket queue), so the difference measured is pymager's own work.
+screen logging, the same socket queue) and logs the same way (an access line per request through
+Python logging, as pymager's standalone server does), so the difference measured is pymager's own work.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 import cherrypy
@@ -30,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--thread-pool", type=int, required=True)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cherrypy.config.update(
         {
             "environment": "production",

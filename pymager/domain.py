@@ -31,6 +31,8 @@ class ImageId(str):
     __slots__ = ()
 
     def __new__(cls, value: str) -> ImageId:
+        if type(value) is cls:  # already validated
+            return value
         if not isinstance(value, str) or _ID_PATTERN.fullmatch(value) is None:
             raise InvalidImageId(value if isinstance(value, str) else repr(value))
         return super().__new__(cls, value)

@@ -99,6 +99,8 @@ class FileBlobStore:
         self.root = root
         self.originals = root / "originals"
         self.derived = root / "derived"
+        self._originals_root = str(self.originals)
+        self._derived_root = str(self.derived)
 
     def prepare(self) -> None:
         """Create the directory layout; raise ``ServiceUnavailable`` if it cannot be written."""
@@ -110,10 +112,12 @@ class FileBlobStore:
         self.check()
 
     def original_path(self, image_id: ImageId) -> str:
-        return str(self.originals / ImageId(image_id))
+        return os.path.join(self._originals_root, ImageId(image_id))
 
     def derived_path(self, spec: DerivedSpec) -> str:
-        return str(self._derived_directory(spec.image_id) / f"{spec.size}.{spec.format.extension}")
+        # On every cache hit: plain string joins (pathlib cost 5 µs of a ~20 µs hit).
+        name = f"{spec.size}.{spec.format.extension}"
+        return os.path.join(self._derived_root, ImageId(spec.image_id), name)
 
     def stage_original(self, image_id: ImageId) -> StagedFile:
         return StagedFile(Path(self.original_path(image_id)))
