@@ -123,7 +123,7 @@ class PillowProcessor:
             params.update(compress_level=6)
         elif image_format is ImageFormat.WEBP:
             params.update(quality=self.jpeg_quality)
-        elif transparency is not None:
+        elif isinstance(transparency, int):  # the palette index _palette chose, never a colour key
             params.update(transparency=transparency)
         image.save(out, image_format.value, **params)
 
@@ -229,6 +229,9 @@ def _stored_size(size: Size, orientation: int) -> tuple[int, int]:
 def _working_copy(image: Image.Image) -> Image.Image:
     """The image in L, LA, RGB or RGBA: the modes that resample and convert to every output."""
     mode = image.mode
+    if mode in ("L", "RGB") and "transparency" in image.info:
+        # A colour key (PNG tRNS) becomes a real alpha channel, which every output format can take.
+        return image.convert("LA" if mode == "L" else "RGBA")
     if mode in ("L", "LA", "RGB", "RGBA"):
         return image
     if mode == "1":

@@ -43,6 +43,8 @@ def _require_key(key_hashes: frozenset[str] = frozenset()) -> None:
     request = cherrypy.serving.request
     if not key_hashes or request.method not in WRITE_METHODS or request.handler is None:
         return
+    if isinstance(request.handler, cherrypy.HTTPError):  # no such route (404) or method (405): say so
+        return
     token = _bearer_token(request.headers.get("Authorization", ""))
     if token is not None and key_matches(token, key_hashes):
         return

@@ -7,6 +7,7 @@ RFC 9110 forbids, so pymager evaluates the preconditions itself and streams with
 from __future__ import annotations
 
 import email.utils
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
@@ -26,7 +27,7 @@ def _http_date(moment: datetime) -> str:
 def _parse_http_date(value: str) -> datetime | None:
     try:
         return email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # year 99999999999: OverflowError
         return None
 
 
@@ -63,6 +64,32 @@ def _if_range_allows(headers: httputil.HeaderMap, stored: StoredFile) -> bool:
     return if_range == _http_date(stored.modified)
 
 
+UNSATISFIABLE = "unsatisfiable"
+_RANGE_SPEC = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.IGNORECASE)
+
+
+def byte_range(header: str, size: int) -> tuple[int, int] | str | None:
+    """The single byte range a ``Range`` header asks of ``size`` bytes, as ``(start, stop)`` with
+    ``stop`` exclusive and clamped to the file; ``UNSATISFIABLE`` (416); or ``None`` to ignore the
+    header and send the whole file, as RFC 9110 §14.2 allows for several ranges and requires for an
+    invalid one (another unit, a malformed spec, last < first)."""
+    match = _RANGE_SPEC.fullmatch(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first:  # suffix: the last N bytes
+        if not last:
+            return None
+        length = int(last)
+        return (max(0, size - length), size) if length > 0 and size > 0 else UNSATISFIABLE
+    start = int(first)
+    if last and int(last) < start:
+        return None
+    if start >= size:
+        return UNSATISFIABLE
+    return start, size if not last else min(int(last) + 1, size)
+
+
 def serve(stored: StoredFile, cache_control: str) -> Iterable[bytes] | bytes:
     """Answer the current GET/HEAD with ``stored``: 200, 206, 304 or 416. Closes the file."""
     request = cherrypy.serving.request
@@ -82,19 +109,18 @@ def serve(stored: StoredFile, cache_control: str) -> Iterable[bytes] | bytes:
 
     range_header = request.headers.get("Range")
     if range_header and _if_range_allows(request.headers, stored):
-        ranges = httputil.get_ranges(range_header, stored.size)
-        if ranges == []:
+        requested = byte_range(range_header, stored.size)
+        if requested is UNSATISFIABLE:
             body = set_problem(416, "Range not satisfiable", f"the file has {stored.size} bytes")
             headers["Content-Range"] = f"bytes */{stored.size}"
             return body
-        if ranges is not None and len(ranges) == 1:
-            start, stop = ranges[0]
+        if isinstance(requested, tuple):
+            start, stop = requested
             response.status = 206
             headers["Content-Range"] = f"bytes {start}-{stop - 1}/{stored.size}"
             headers["Content-Length"] = str(stop - start)
             stored.file.seek(start)
             return _stream(file_generator_limited(stored.file, stop - start, _CHUNK))
-        # Several ranges: RFC 9110 lets a server ignore Range; the whole file is simpler for clients.
 
     headers["Content-Length"] = str(stored.size)
     return _stream(file_generator(stored.file, _CHUNK))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterable
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO
 
 import cherrypy
 
@@ -54,7 +54,7 @@ def read_file_field() -> BinaryIO:
         raise  # 413 (too large), 411, 400 from CherryPy's own parser: already well-formed errors
     except TimeoutError:
         raise ClientTimedOut() from None  # a stalled upload: the server closes the connection
-    except (ValueError, KeyError, IndexError, EOFError, UnicodeError) as exc:
+    except (ValueError, LookupError, EOFError, OverflowError) as exc:  # LookupError: unknown charset
         raise BadUpload(f"malformed multipart body: {exc}") from None
     field = request.body.params.get("file")
     if field is None:
@@ -63,34 +63,46 @@ def read_file_field() -> BinaryIO:
         raise BadUpload("send exactly one field named 'file'")
     if isinstance(field, str):  # a field sent without a filename: CherryPy decoded it as text
         return io.BytesIO(field.encode("utf-8"))  # CherryPy tried us-ascii, then utf-8
-    # A part with a filename is always spooled to an anonymous temporary file by CherryPy.
+    # A part with a filename is spooled to an anonymous temporary file by CherryPy; one that is itself
+    # multipart has none.
+    if getattr(field, "file", None) is None:
+        raise BadUpload("the 'file' field must be a file, not nested multipart")
     field.file.seek(0)
     return field.file  # type: ignore[no-any-return]
 
 
+def only_segment(path: tuple[str, ...]) -> str:
+    """The one path segment after a resource's name. Ids and derived names come from the path only,
+    never from the query string (CherryPy would bind ``?image_id=`` to the argument, around a front
+    server that guards ``/original/``); no segment, several, or a trailing slash is no resource: 404."""
+    if len(path) != 1 or cherrypy.serving.request.path_info.endswith("/"):
+        raise cherrypy.NotFound()
+    return path[0]
+
+
 @cherrypy.expose
 class OriginalResource:
-    """``/original/<id>``: upload, fetch, delete an original."""
-
-    # The body is parsed only once the id is known to be valid and free (see read_file_field).
-    _cp_config: ClassVar[dict[str, Any]] = {"request.process_request_body": False}
+    """``/original/<id>``: upload, fetch, delete an original. The upload body is parsed only once the
+    id is known to be valid and free (see ``read_file_field``)."""
 
     def __init__(self, service: IImageService, metrics: IMetrics, settings: Settings) -> None:
         self._service = service
         self._metrics = metrics
         self._settings = settings
 
-    def GET(self, image_id: str, **_query: str) -> Iterable[bytes] | bytes:  # noqa: N802
-        return serve(self._service.original_file(image_id), self._settings.cache_control_original)
+    def GET(self, *path: str, **_query: str) -> Iterable[bytes] | bytes:  # noqa: N802
+        original = self._service.original_file(only_segment(path))
+        return serve(original, self._settings.cache_control_original)
 
-    def POST(self, image_id: str, **_query: str) -> bytes:  # noqa: N802
+    def POST(self, *path: str, **_query: str) -> bytes:  # noqa: N802
+        image_id = only_segment(path)
         cherrypy.serving.request.hooks.attach("on_end_request", self._count_upload)
         original = self._service.save_original(image_id, read_file_field)
         cherrypy.serving.response.headers["Location"] = f"/original/{original.image_id}"
         return _json(201, _original_json(original))
 
-    def DELETE(self, image_id: str, **_query: str) -> bytes:  # noqa: N802
-        self._service.delete_original(image_id)
+    def DELETE(self, *path: str, **_query: str) -> bytes:  # noqa: N802
+        self._service.delete_original(only_segment(path))
         cherrypy.serving.response.status = 204
         return b""
 
@@ -107,8 +119,9 @@ class DerivedResource:
         self._service = service
         self._settings = settings
 
-    def GET(self, segment: str, **_query: str) -> Iterable[bytes] | bytes:  # noqa: N802
-        return serve(self._service.derived_file(segment), self._settings.cache_control_derived)
+    def GET(self, *path: str, **_query: str) -> Iterable[bytes] | bytes:  # noqa: N802
+        derived = self._service.derived_file(only_segment(path))
+        return serve(derived, self._settings.cache_control_derived)
 
 
 @cherrypy.expose

@@ -155,6 +155,10 @@ def test_writes_need_the_password_and_reads_do_not(apache_server: Server, image_
     assert requests.get(url, timeout=10).content == data
     assert requests.get(apache_server.url(f"/derived/{image_id}-5x5.png"), timeout=30).status_code == 200
     assert requests.put(url, timeout=10).status_code == 405  # only POST and DELETE are guarded
+    # Around the path: /original itself, a doubled slash, the id in the query string.
+    for sneaky in ("/original", f"/original?image_id={image_id}", f"//original/{image_id}"):
+        assert requests.delete(apache_server.url(sneaky), timeout=10).status_code == 401, sneaky
+    assert requests.get(url, timeout=10).content == data
     assert requests.delete(url, auth=apache_server.auth, timeout=10).status_code == 204
     assert apache_server.leaves_nothing(image_id)
 

@@ -476,3 +476,100 @@ def test_upload_without_length_is_411(server: Server, image_id: str) -> None:
     assert status == 411
     assert b'"status": 411' in body
     assert server.leaves_nothing(image_id)
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_ids_come_from_the_path_never_the_query_string(server: Server, image_id: str, method: str) -> None:
+    # CherryPy binds query parameters to handler arguments; /original?image_id=x must not reach the
+    # handler for x (a front server guards /original/ only).
+    upload(server, image_id, images.jpeg())
+    response = requests.request(
+        method,
+        server.url(f"/original?image_id={image_id}"),
+        files={"file": ("a.jpg", images.jpeg())} if method == "POST" else None,
+        timeout=10,
+    )
+    assert response.status_code in (401, 404), response.text
+    assert server.rows(image_id) == (1, 0)
+    assert_problem(requests.get(server.url(f"/derived?segment={image_id}-10x10.jpg"), timeout=10), 404)
+
+
+@pytest.mark.parametrize("path", ["/original/{id}/", "/derived/{id}-10x10.jpg/"])
+def test_a_trailing_slash_is_not_a_resource(server: Server, image_id: str, path: str) -> None:
+    upload(server, image_id, images.jpeg())
+    requests.get(server.url(f"/derived/{image_id}-10x10.jpg"), timeout=30)
+    assert_problem(requests.get(server.url(path.format(id=image_id)), timeout=10), 404)
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "content"),
+    [
+        ("bytes=0-99999999999999999999999", 206, slice(0, None)),  # end clamped to the file
+        ("bytes=5-", 206, slice(5, None)),
+        ("bytes=-0", 416, None),  # an empty suffix is unsatisfiable
+        ("bytes=abc", 200, slice(0, None)),  # invalid: ignored, never a 500
+        ("bytes=1-x", 200, slice(0, None)),
+        ("bytes=,", 200, slice(0, None)),
+        ("bytes=--1", 200, slice(0, None)),
+        ("bytes=9-3", 200, slice(0, None)),  # last < first: invalid
+        ("items=0-1", 200, slice(0, None)),  # another unit
+        ("bytes=0-1,4-5", 200, slice(0, None)),  # several ranges: the whole file
+    ],
+)
+def test_range_edge_cases(
+    server: Server, image_id: str, header: str, status: int, content: slice | None
+) -> None:
+    data = images.png(40, 40)
+    upload(server, image_id, data)
+    response = requests.get(server.url(f"/original/{image_id}"), headers={"Range": header}, timeout=10)
+    if content is None:
+        assert_problem(response, status)
+        return
+    assert response.status_code == status
+    assert response.content == data[content]
+    assert response.headers["Content-Length"] == str(len(data[content]))
+    if status == 206:
+        assert response.headers["Content-Range"] == f"bytes {content.start}-{len(data) - 1}/{len(data)}"
+
+
+def test_an_out_of_range_if_modified_since_is_ignored(server: Server, image_id: str) -> None:
+    upload(server, image_id, images.jpeg())
+    headers = {"If-Modified-Since": "Sun, 22 Nov 99999999999 16:48:32 GMT"}
+    assert requests.get(server.url(f"/original/{image_id}"), headers=headers, timeout=10).status_code == 200
+
+
+def test_a_post_to_a_read_only_resource_is_405_even_without_a_length(server: Server, image_id: str) -> None:
+    status, body = _raw_post(server, f"/derived/{image_id}-10x10.jpg", {}, [])
+    assert status == 405
+    assert b'"status": 405' in body
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        # a 'file' part that is itself multipart
+        b'--zz\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n'
+        b"Content-Type: multipart/mixed; boundary=CC\r\n\r\n"
+        b"--CC\r\nContent-Type: text/plain\r\n\r\nhi\r\n--CC--\r\n--zz--\r\n",
+        # a part without a filename in an unknown charset
+        b'--zz\r\nContent-Disposition: form-data; name="file"\r\n'
+        b"Content-Type: text/plain; charset=nonsense\r\n\r\nhello\r\n--zz--\r\n",
+    ],
+    ids=["nested-multipart", "unknown-charset"],
+)
+def test_odd_multipart_parts_are_bad_requests(server: Server, image_id: str, part: bytes) -> None:
+    if server.behind_apache:
+        pytest.skip("raw requests carry no Basic credentials behind Apache")
+    headers = {"Content-Type": "multipart/form-data; boundary=zz", "Content-Length": str(len(part))}
+    status, body = _raw_post(server, f"/original/{image_id}", headers, [part])
+    assert status == 400, body
+    assert server.leaves_nothing(image_id)
+
+
+def test_a_chunk_size_too_large_for_any_machine_is_a_bad_request(server: Server, image_id: str) -> None:
+    if server.behind_apache:
+        pytest.skip("raw requests carry no Basic credentials behind Apache")
+    headers = {"Content-Type": "multipart/form-data; boundary=zz", "Transfer-Encoding": "chunked"}
+    status, body = _raw_post(server, f"/original/{image_id}", headers, [b"ffffffffffffffffffff\r\n--zz\r\n"])
+    assert status == 400, body
+    assert server.leaves_nothing(image_id)

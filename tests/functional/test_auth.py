@@ -145,3 +145,15 @@ def test_hash_key_command_reads_the_key_from_stdin() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == hash_api_key(KEY)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("DELETE", "/nothing", 404), ("PUT", "/original/x", 405), ("DELETE", "/derived/x-10x10.jpg", 405)],
+)
+def test_routes_and_methods_that_do_not_exist_say_so_before_asking_for_a_key(
+    locked: Server, method: str, path: str, status: int
+) -> None:
+    response = requests.request(method, locked.url(path), timeout=10)
+    assert response.status_code == status
+    assert "WWW-Authenticate" not in response.headers

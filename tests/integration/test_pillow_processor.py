@@ -431,3 +431,21 @@ def test_derive_handles_a_24_megapixel_jpeg(processor: PillowProcessor, write: W
     print(f"24 MP JPEG: identify {identified - started:.3f}s, derive 200x200 {derived - identified:.3f}s")
     assert info == ImageInfo(ImageFormat.JPEG, 6000, 4000)
     assert result.size == (200, 200)
+
+
+@pytest.mark.parametrize("image_format", list(ImageFormat))
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_derive_turns_a_png_colour_key_into_alpha_for_every_format(
+    mode: str, image_format: ImageFormat
+) -> None:
+    key = (10, 20, 30) if mode == "RGB" else 10
+    picture = Image.new(mode, (30, 20), key)
+    picture.paste((200, 0, 0) if mode == "RGB" else 200, (0, 0, 15, 20))
+    source = io.BytesIO()
+    picture.save(source, "PNG", transparency=key)
+    source.seek(0)
+    out = io.BytesIO()
+    PillowProcessor().derive(source, Size(10, 10), image_format, out)
+    with Image.open(io.BytesIO(out.getvalue())) as derived:
+        assert derived.size == (10, 10)
+        assert derived.format == image_format.value
