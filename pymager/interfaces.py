@@ -151,11 +151,19 @@ class IBlobStore(Interface):
         """The spec of every derived file on disk, with its modification time."""
 
     def list_temporary() -> list[tuple[str, datetime, str]]:
-        """Temporary files and half-removed directories that a crash may have left: path,
-        modification time and the owner (``<host>:<pid>:``) that created it, ``""`` if unknown."""
+        """Temporary files, retired directories and empty image directories that a crash or a race
+        may have left: path, modification time and the owner (``<host>:<pid>:``) that created it,
+        ``""`` if unknown."""
 
-    def remove(path: str) -> None:
-        """Remove a file or directory tree listed by this store. Missing paths are not an error."""
+    def remove(path: str, listed: datetime | None = None) -> None:
+        """Remove a path listed by this store (a file, an empty directory, or a retired tree). With
+        ``listed``, only if it was not modified since it was listed at that time. Missing paths are not
+        an error."""
+
+    def retire_derived(image_id: ImageId) -> str | None:
+        """Move every derived file of ``image_id`` out of sight at once (a rename), so neither pymager
+        nor a front server serves them any more; return the moved-away path to ``remove``, or ``None``
+        when there were none."""
 
     def delete_image(image_id: ImageId) -> None:
         """Remove an original's file and every derived file of it. Missing files are not an error."""

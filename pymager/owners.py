@@ -1,17 +1,27 @@
-"""Who holds a generation claim: ``<host>:<pid>:<token>``, and whether that process is gone.
+"""Who holds a generation claim or created a temporary file, and whether that process is gone.
 
-A claim carries its owner's host and process id, so a process on the same host can tell at once that
-the owner died (kill -9, OOM) instead of waiting for the claim to age past ``generation_timeout``.
-Owners on other hosts are only ever judged by age.
+An owner is ``<host>:<pid>:<token>``. ``<host>`` is a short readable prefix of the hostname and a hash of
+all of it (``web-1.a3f09c2b``): at most 33 characters, so an owner always fits the registry's 64, and
+two hosts whose names share a long prefix (pods of one deployment) never pass for one another. A
+process on the same host can tell at once that an owner died (kill -9, OOM) instead of waiting for its
+claim to age past ``generation_timeout``; owners on other hosts can only be judged by age.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import uuid
 
-_HOST = socket.gethostname()[:40]
+
+def _host_tag(hostname: str) -> str:
+    digest = hashlib.sha256(hostname.encode()).hexdigest()[:8]
+    readable = "".join(c if c.isalnum() or c in "-_" else "-" for c in hostname[:24])
+    return f"{readable}.{digest}"
+
+
+_HOST = _host_tag(socket.gethostname())
 
 
 def new_owner() -> str:
@@ -19,22 +29,25 @@ def new_owner() -> str:
     return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
 
 
-def owner_is_dead(owner: str) -> bool:
-    """True only when ``owner`` is a process of this host that no longer exists."""
+def owner_alive(owner: str) -> bool | None:
+    """Whether the owner's process exists: ``True`` or ``False`` for a process of this host, ``None``
+    for another host's (or an owner that cannot be read)."""
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     if host != _HOST or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
+        return None
     try:
-        os.kill(pid, 0)
+        os.kill(int(pid_text), 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, owned by another user
         return False
-    return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only when ``owner`` is a process of this host that no longer exists."""
+    return owner_alive(owner) is False
 
 
 def file_tag() -> str:

@@ -2,7 +2,12 @@
 
 Every write in pymager is ordered so that a crash leaves one of the states below, never a row that a
 reader would trust wrongly; this module finds them by comparing the registry with the data directory.
-Files younger than ``generation_timeout`` are left alone: they may belong to work still in progress.
+
+It is safe beside running servers. Findings come from a snapshot, and the world may move on before a
+finding is fixed (a DELETE completes and the id is uploaded again; a crashed upload is retried), so
+every fix checks its finding again, under the row lock that the service's own writes take, and does
+nothing if anything changed. Work in progress is left alone: files younger than
+``generation_timeout``, and claims and temporary files of a live process of this host whatever their age.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pymager.config import Settings
-from pymager.domain import DerivedSpec, DerivedStatus, ImageId, OriginalStatus
+from pymager.domain import DerivedRecord, DerivedSpec, DerivedStatus, ImageId, OriginalRecord, OriginalStatus
 from pymager.interfaces import IBlobStore, IRegistry
-from pymager.owners import owner_is_dead
+from pymager.owners import owner_alive
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +52,7 @@ class Repairer:
 
     def run(self, repair: bool) -> list[Finding]:
         """Return every inconsistency found; with ``repair``, fix each as its ``remedy`` says."""
-        now = self._clock()
-        grace = now - timedelta(seconds=self._settings.generation_timeout)
+        grace = self._clock() - timedelta(seconds=self._settings.generation_timeout)
         with self._registry.unit_of_work() as uow:
             originals = {record.original.image_id: record for record in uow.originals.list_all()}
             derived = {record.spec: record for record in uow.derived.list_all()}
@@ -65,44 +69,71 @@ class Repairer:
         deleted: set[ImageId] = set()  # their derived rows and files go with them
         for image_id, record in originals.items():
             if record.status is OriginalStatus.DELETING:
-                found("unfinished delete", image_id, "remove its files and rows", self._deleter(image_id))
+                found("unfinished delete", image_id, "remove its files and rows", self._deleter(record))
                 deleted.add(image_id)
             elif image_id not in original_files:
                 remedy = "remove its rows and derived files"
-                found("original row without its file", image_id, remedy, self._deleter(image_id))
+                found("original row without its file", image_id, remedy, self._deleter(record))
                 deleted.add(image_id)
 
         for image_id, modified in original_files.items():
             if image_id not in originals and modified < grace:
                 path = self._blobs.original_path(image_id)
-                found("original file without a row", path, "remove the file", self._remover(path))
+                found(
+                    "original file without a row",
+                    path,
+                    "remove the file",
+                    self._orphan(image_id, None, modified),
+                )
 
-        for spec, record in derived.items():
+        for spec, claim in derived.items():
             if spec.image_id in deleted:
                 continue
-            if record.status is DerivedStatus.READY and spec not in derived_files:
-                found("derived row without its file", spec.key, "remove the row", self._derived_remover(spec))
-            elif record.status is DerivedStatus.PENDING and (
-                record.claimed_at < grace or owner_is_dead(record.owner)
-            ):
+            if claim.status is DerivedStatus.READY and spec not in derived_files:
+                found(
+                    "derived row without its file", spec.key, "remove the row", self._derived_remover(claim)
+                )
+            elif claim.status is DerivedStatus.PENDING and _abandoned(claim.owner, claim.claimed_at, grace):
                 remedy = "remove the claim and any file it left"
-                found(f"stale claim by {record.owner}", spec.key, remedy, self._derived_remover(spec))
+                found(f"stale claim by {claim.owner}", spec.key, remedy, self._derived_remover(claim))
 
         for spec, modified in derived_files.items():
-            if spec.image_id in deleted:
+            if spec.image_id in deleted or (spec.image_id in originals and spec in derived):
                 continue
-            orphan = spec.image_id not in originals or spec not in derived
-            if orphan and modified < grace:
+            if modified < grace:
                 path = self._blobs.derived_path(spec)
-                found("derived file without a row", path, "remove the file", self._remover(path))
+                found(
+                    "derived file without a row",
+                    path,
+                    "remove the file",
+                    self._orphan(spec.image_id, spec, modified),
+                )
 
         for path, modified, owner in self._blobs.list_temporary():
-            if modified < grace or (owner and owner_is_dead(owner)):
-                found("temporary file", path, "remove it", self._remover(path))
+            if _abandoned(owner, modified, grace):
+                found(
+                    "leftover temporary file or directory", path, "remove it", self._leftover(path, modified)
+                )
         return findings
 
-    def _deleter(self, image_id: ImageId) -> Callable[[], None]:
+    def _deleter(self, seen: OriginalRecord) -> Callable[[], None]:
+        """Finish deleting an original, if its row is still the one seen (not a re-upload since)."""
+        image_id = seen.original.image_id
+
         def delete() -> None:
+            with self._registry.unit_of_work(write=True) as uow:
+                current = uow.originals.lock(image_id)
+                if current != seen:
+                    return
+                if current.status is OriginalStatus.READY and self._blobs.exists(
+                    self._blobs.original_path(image_id)
+                ):
+                    return  # the file is back (it was being replaced when the snapshot was taken)
+                uow.originals.set_status(image_id, OriginalStatus.DELETING)
+                retired = self._blobs.retire_derived(image_id)
+                uow.commit()
+            if retired is not None:
+                self._blobs.remove(retired)
             self._blobs.delete_image(image_id)
             with self._registry.unit_of_work(write=True) as uow:
                 uow.originals.remove(image_id)
@@ -110,14 +141,51 @@ class Repairer:
 
         return delete
 
-    def _remover(self, path: str) -> Callable[[], None]:
-        return lambda: self._blobs.remove(path)
+    def _orphan(self, image_id: ImageId, spec: DerivedSpec | None, listed: datetime) -> Callable[[], None]:
+        """Remove an original (``spec`` None) or derived file that has no row, if it still has none and
+        was not replaced since it was listed. The original's row lock is what uploads and generations
+        publish under, so none can publish that file meanwhile."""
 
-    def _derived_remover(self, spec: DerivedSpec) -> Callable[[], None]:
         def remove() -> None:
-            self._blobs.remove(self._blobs.derived_path(spec))
             with self._registry.unit_of_work(write=True) as uow:
+                original = uow.originals.lock(image_id)
+                if spec is None:
+                    if original is not None:
+                        return
+                    path = self._blobs.original_path(image_id)
+                else:
+                    if original is not None and uow.derived.get(spec) is not None:
+                        return
+                    path = self._blobs.derived_path(spec)
+                self._blobs.remove(path, listed)
+                uow.commit()
+
+        return remove
+
+    def _derived_remover(self, seen: DerivedRecord) -> Callable[[], None]:
+        """Remove a derived row (and its file), if it is still the claim or ready row seen."""
+        spec = seen.spec
+
+        def remove() -> None:
+            with self._registry.unit_of_work(write=True) as uow:
+                uow.originals.lock(spec.image_id)  # what generations publish under
+                if uow.derived.get(spec) != seen:
+                    return
+                path = self._blobs.derived_path(spec)
+                if seen.status is DerivedStatus.READY and self._blobs.exists(path):
+                    return
+                self._blobs.remove(path)
                 uow.derived.remove(spec)
                 uow.commit()
 
         return remove
+
+    def _leftover(self, path: str, listed: datetime) -> Callable[[], None]:
+        return lambda: self._blobs.remove(path, listed)
+
+
+def _abandoned(owner: str, since: datetime, grace: datetime) -> bool:
+    """Whether work by ``owner`` since ``since`` is abandoned: its process on this host is gone, or (an
+    owner elsewhere or unknown) it is older than the grace period. A live local process keeps it."""
+    alive = owner_alive(owner) if owner else None
+    return alive is False or (alive is None and since < grace)

@@ -49,6 +49,7 @@ from pymager.interfaces import (
     IImageService,
     IMetrics,
     IRegistry,
+    IStagedFile,
 )
 from pymager.owners import new_owner
 from pymager.singleflight import FlightTimeout, SingleFlight
@@ -133,7 +134,12 @@ class ImageService:
                 raise ImageNotFound(valid_id)
             # A DELETING row is a delete that crashed half-way (or runs concurrently): finish it.
             uow.originals.set_status(valid_id, OriginalStatus.DELETING)
+            # Before the commit, under the row lock: a crash after this leaves either a ready original
+            # without derived files (made again on request) or a deleting one with none to serve.
+            retired = self._blobs.retire_derived(valid_id)
             uow.commit()
+        if retired is not None:
+            self._blobs.remove(retired)
         self._blobs.delete_image(valid_id)
         with self._registry.unit_of_work(write=True) as uow:
             uow.originals.remove(valid_id)
@@ -213,7 +219,8 @@ class ImageService:
         ready row is one whose file went missing; either is taken over (compare-and-set on owner)."""
         now = self._clock()
         with self._registry.unit_of_work(write=True) as uow:
-            record = uow.originals.get(spec.image_id)
+            # Locked, so a DELETE cannot remove the row between this check and the claim's insert.
+            record = uow.originals.lock(spec.image_id)
             if record is None or record.status is not OriginalStatus.READY:
                 raise ImageNotFound(spec.image_id)
             derived = uow.derived.get(spec)
@@ -230,8 +237,9 @@ class ImageService:
         return original
 
     def _render(self, spec: DerivedSpec, original: Original, owner: str) -> None:
-        staged = self._blobs.stage_derived(spec)
+        staged: IStagedFile | None = None
         try:
+            staged = self._blobs.stage_derived(spec)
             started = time.perf_counter()
             # Opened, the original stays readable even if a concurrent DELETE unlinks it meanwhile.
             source = self._blobs.open(self._blobs.original_path(spec.image_id), original.format.mime_type)
@@ -256,7 +264,8 @@ class ImageService:
             self._release(spec, owner)
             raise
         finally:
-            staged.discard()
+            if staged is not None:
+                staged.discard()
 
     def _release(self, spec: DerivedSpec, owner: str) -> None:
         try:

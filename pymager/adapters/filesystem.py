@@ -21,6 +21,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from datetime import UTC, datetime
@@ -144,17 +145,20 @@ class FileBlobStore:
     def exists(self, path: str) -> bool:
         return os.path.isfile(path)
 
-    def delete_image(self, image_id: ImageId) -> None:
-        # Renaming the derived directory away first makes every derived file of the id disappear at
-        # once for readers (and a front server), however long the removal of the files takes.
-        directory = self._derived_directory(image_id)
+    def retire_derived(self, image_id: ImageId) -> str | None:
+        # One rename: every derived file of the id disappears at once for readers and a front server,
+        # however long removing them takes.
         trash = self.derived / f"{_TRASH_PREFIX}{file_tag()}{uuid.uuid4().hex}"
         try:
-            os.replace(directory, trash)
+            os.replace(self._derived_directory(image_id), trash)
         except FileNotFoundError:
-            pass
-        else:
-            shutil.rmtree(trash, ignore_errors=True)
+            return None
+        return str(trash)
+
+    def delete_image(self, image_id: ImageId) -> None:
+        retired = self.retire_derived(image_id)
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.original_path(image_id))
 
@@ -190,17 +194,33 @@ class FileBlobStore:
                         with contextlib.suppress(FileNotFoundError):
                             modified = datetime.fromtimestamp(path.lstat().st_mtime, UTC)
                             found.append((str(path), modified, owner_of_tag(path.name.removeprefix(prefix))))
+        for entry in _entries(self.derived):  # image directories a delete or a repair emptied
+            if (
+                entry.is_dir(follow_symlinks=False)
+                and _is_image_id(entry.name)
+                and not os.listdir(entry.path)
+            ):
+                found.append((entry.path, _mtime(entry), ""))
         return found
 
-    def remove(self, path: str) -> None:
+    def remove(self, path: str, listed: datetime | None = None) -> None:
         target = Path(os.path.abspath(path))  # "..", not symlinks: a symlink is removed, not followed
         if Path(os.path.abspath(self.root)) not in target.parents:
             raise ValueError(f"{path} is outside the data directory {self.root}")
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target, ignore_errors=True)
-        else:
+        try:
+            st = target.lstat()
+        except FileNotFoundError:
+            return
+        if listed is not None and datetime.fromtimestamp(st.st_mtime, UTC) != listed:
+            return  # changed since it was listed: someone is using it
+        if not stat.S_ISDIR(st.st_mode):
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()
+        elif target.name.startswith(_TRASH_PREFIX):
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):  # an image directory: only while it is still empty
+                target.rmdir()
 
     def _derived_directory(self, image_id: ImageId) -> Path:
         return self.derived / ImageId(image_id)

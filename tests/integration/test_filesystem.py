@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import stat
 from pathlib import Path
 
 import pytest
 from zope.interface.verify import verifyObject
 
+from pymager import owners
 from pymager.adapters.filesystem import FileBlobStore, StagedFile
 from pymager.domain import DerivedSpec, ImageFormat, ImageId, Size
 from pymager.errors import InvalidImageId, ServiceUnavailable
@@ -472,7 +472,10 @@ def test_staged_file_name_carries_host_and_pid(store: FileBlobStore) -> None:
     crashed = store.stage_derived(spec())
     crashed.file.close()
 
-    assert Path(crashed.path).name.startswith(f".tmp-{socket.gethostname()[:40]}~{os.getpid()}~")
+    name = Path(crashed.path).name
+    assert name.startswith(f".tmp-{owners.file_tag()}")
+    assert owners.owner_of_tag(name.removeprefix(".tmp-")) == owners.new_owner().rsplit(":", 1)[0] + ":"
+    assert f"~{os.getpid()}~" in name
 
 
 # Listing what is on disk
@@ -575,3 +578,42 @@ def test_remove_refuses_dot_dot_escape_from_data_directory(store: FileBlobStore,
         store.remove(str(store.root / ".." / "victim"))
 
     assert victim.exists()
+
+
+def test_an_empty_image_directory_is_a_leftover_removed_only_while_empty(store: FileBlobStore) -> None:
+    empty = store.derived / "gone"
+    empty.mkdir()
+    leftovers = {path: (modified, owner) for path, modified, owner in store.list_temporary()}
+    assert str(empty) in leftovers
+    listed, _ = leftovers[str(empty)]
+    (empty / "10x10.png").write_bytes(b"a generation got there first")
+    store.remove(str(empty), listed)
+    assert (empty / "10x10.png").exists()  # not empty any more: kept
+
+
+def test_remove_leaves_a_file_changed_since_it_was_listed(store: FileBlobStore) -> None:
+    staged = store.stage_original(ImageId("cat"))
+    staged.file.write(b"old")
+    staged.publish()
+    (listed,) = [modified for image_id, modified in store.list_originals() if image_id == "cat"]
+    fresh = store.stage_original(ImageId("cat"))
+    fresh.file.write(b"a retried upload")
+    os.utime(fresh.path, (1_000_000_000, 1_000_000_000))  # a different modification time, for sure
+    fresh.publish()
+    store.remove(store.original_path(ImageId("cat")), listed)
+    assert Path(store.original_path(ImageId("cat"))).read_bytes() == b"a retried upload"
+
+
+def test_retire_derived_hides_every_derived_file_at_once(store: FileBlobStore) -> None:
+    for name in ("10x10.png", "20x20.jpg"):
+        staged = store.stage_derived(
+            DerivedSpec.parse(f"cat-{name.replace('.', '.')}".replace("cat-", "cat-"))
+        )
+        staged.file.write(b"x")
+        staged.publish()
+    retired = store.retire_derived(ImageId("cat"))
+    assert retired is not None
+    assert not (store.derived / "cat").exists()
+    assert store.retire_derived(ImageId("cat")) is None
+    store.remove(retired)
+    assert not Path(retired).exists()

@@ -216,6 +216,7 @@ class FakeBlobStore:
         self.temporary: dict[str, FakeStagedFile] = {}
         self.writable = True
         self.mtime = datetime(2026, 1, 1, tzinfo=UTC)  # what list_* report as modification times
+        self.retired = 0
 
     def original_path(self, image_id: ImageId) -> str:
         return f"originals/{image_id}"
@@ -253,12 +254,23 @@ class FakeBlobStore:
     def list_temporary(self) -> list[tuple[str, datetime, str]]:
         return [(path, self.mtime, "") for path in self.temporary]
 
-    def remove(self, path: str) -> None:
+    def remove(self, path: str, listed: datetime | None = None) -> None:
+        if listed is not None and listed != self.mtime:
+            return
         self.files.pop(path, None)
         self.temporary.pop(path, None)
 
     def read_temporary(self, path: str) -> bytes:
         return self.temporary[path].file.getvalue()  # type: ignore[attr-defined]
+
+    def retire_derived(self, image_id: ImageId) -> str | None:
+        moved = {p: data for p, data in self.files.items() if p.startswith(f"derived/{image_id}/")}
+        if not moved:
+            return None
+        for path in moved:
+            del self.files[path]
+        self.retired += 1
+        return f"derived/.trash-{self.retired}"
 
     def delete_image(self, image_id: ImageId) -> None:
         for path in [

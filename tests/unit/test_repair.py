@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -145,7 +146,7 @@ def test_derived_files_without_rows_are_removed(world: World) -> None:
 def test_old_temporary_files_are_removed_young_ones_left(world: World) -> None:
     world.upload("a")
     world.blobs.stage_derived(DerivedSpec.parse("a-10x10.png"))  # a crash: never published
-    assert world.problems(repair=True) == ["temporary file"]
+    assert world.problems(repair=True) == ["leftover temporary file or directory"]
     assert world.blobs.temporary == {}
     world.blobs.stage_original(ImageId("b"))
     world.blobs.mtime = NOW
@@ -157,4 +158,54 @@ def test_pending_and_ready_records_are_told_apart(world: World) -> None:
     world.service.derived_file("a-10x10.png")
     record = world.registry.tables.derived[("a", 10, 10, "PNG")]
     assert record.status is DerivedStatus.READY
+    assert world.problems() == []
+
+
+def _after_the_snapshot(world: World, change: Callable[[], None]) -> None:
+    """Run ``change`` once the repairer has read the registry and listed the files, before any fix."""
+    listing = world.blobs.list_derived
+
+    def list_then_change() -> list[tuple[DerivedSpec, datetime]]:
+        found = listing()
+        change()
+        return found
+
+    world.blobs.list_derived = list_then_change  # type: ignore[method-assign]
+
+
+def test_an_id_deleted_and_uploaded_again_after_the_snapshot_is_left_alone(world: World) -> None:
+    world.upload("x")
+    with world.registry.unit_of_work(write=True) as uow:  # a live DELETE, half-way
+        uow.originals.set_status(ImageId("x"), OriginalStatus.DELETING)
+        uow.commit()
+
+    def finish_and_upload_again() -> None:
+        world.service.delete_original("x")
+        world.service.save_original("x", lambda: io.BytesIO(fake_image(width=99)))
+
+    _after_the_snapshot(world, finish_and_upload_again)
+    assert world.problems(repair=True) == ["unfinished delete"]
+    assert world.registry.tables.originals["x"].original.width == 99
+    assert world.service.original_file("x").file.read() == fake_image(width=99)
+
+
+def test_an_orphan_file_whose_upload_is_retried_after_the_snapshot_is_left_alone(world: World) -> None:
+    world.blobs.files["originals/y"] = b"left by a crashed upload"
+    _after_the_snapshot(world, lambda: world.upload("y"))
+    assert world.problems(repair=True) == ["original file without a row"]
+    assert world.service.original_file("y").file.read() == fake_image()
+
+
+def test_a_stale_claim_taken_over_after_the_snapshot_is_left_alone(world: World) -> None:
+    world.upload("a")
+    spec = world.claim("a-10x10.png", "other-host:1:abc", OLD)
+    _after_the_snapshot(world, lambda: world.service.derived_file(spec.key))
+    assert world.problems(repair=True) == ["stale claim by other-host:1:abc"]
+    assert world.registry.tables.derived[("a", 10, 10, "PNG")].status is DerivedStatus.READY
+    assert "derived/a/10x10.png" in world.blobs.files
+
+
+def test_a_claim_of_a_live_process_on_this_host_is_kept_however_old(world: World) -> None:
+    world.upload("a")
+    world.claim("a-10x10.png", new_owner(), OLD - timedelta(days=1))  # this process: alive
     assert world.problems() == []

@@ -456,3 +456,20 @@ def test_an_original_replaced_during_generation_asks_to_retry_and_publishes_noth
     assert (
         world.service.derived_file("sample-5x5.png").file.read().endswith(fake_image(ImageFormat.PNG, 20, 20))
     )
+
+
+def test_a_crash_mid_delete_leaves_no_derived_image_to_serve(world: World) -> None:
+    world.upload("sample", fake_image())
+    world.service.derived_file("sample-10x10.png")
+
+    def crash(_image_id: str) -> None:
+        raise RuntimeError("killed after the first transaction")
+
+    world.blobs.delete_image = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.service.delete_original("sample")
+    assert "derived/sample/10x10.png" not in world.blobs.files  # retired before the commit
+    with pytest.raises(ImageNotFound):
+        world.service.derived_file("sample-10x10.png")
+    with pytest.raises(ImageNotFound):
+        world.service.original_file("sample")

@@ -50,7 +50,14 @@ def make_engine(url: str, *, sqlite_foreign_keys: bool = True) -> Engine:
             connect_args={
                 "connect_timeout": 5,
                 "options": f"-c statement_timeout={POSTGRES_TIMEOUT_MS}"
-                f" -c lock_timeout={POSTGRES_TIMEOUT_MS}",
+                f" -c lock_timeout={POSTGRES_TIMEOUT_MS}"
+                # The server notices a vanished client (a dead host) within about a minute and ends its
+                # session, freeing the generation locks it held; TCP's default is two hours.
+                " -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
+                "keepalives": 1,
+                "keepalives_idle": 30,
+                "keepalives_interval": 10,
+                "keepalives_count": 3,
             },
         )
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql+psycopg2://")
