@@ -140,10 +140,14 @@ class ImageService:
             uow.commit()
         if retired is not None:
             self._blobs.remove(retired)
-        self._blobs.delete_image(valid_id)
         with self._registry.unit_of_work(write=True) as uow:
-            uow.originals.remove(valid_id)
-            uow.commit()
+            current = uow.originals.lock(valid_id)
+            # Only the original this DELETE marked: a concurrent DELETE may have finished it meanwhile
+            # and the id been uploaded again, and that new original is not this request's to remove.
+            if current is not None and current.original == record.original:
+                self._blobs.delete_image(valid_id)
+                uow.originals.remove(valid_id)
+                uow.commit()
         log.info("deleted original %s and its derived images", valid_id)
 
     # -- derived ---------------------------------------------------------------------------------

@@ -473,3 +473,24 @@ def test_a_crash_mid_delete_leaves_no_derived_image_to_serve(world: World) -> No
         world.service.derived_file("sample-10x10.png")
     with pytest.raises(ImageNotFound):
         world.service.original_file("sample")
+
+
+def test_a_second_delete_never_removes_an_original_uploaded_again_meanwhile(world: World) -> None:
+    world.upload("x", fake_image(width=10))
+    world.service.derived_file("x-5x5.png")  # so this DELETE has derived files to retire
+    remove = world.blobs.remove
+    raced = False
+
+    def first_delete_finishes_and_x_is_uploaded_again(path: str, listed: object = None) -> None:
+        nonlocal raced
+        remove(path)
+        if not raced:
+            raced = True
+            world.service.delete_original("x")  # a concurrent DELETE, finishing first
+            world.upload("x", fake_image(width=20))
+
+    world.blobs.remove = first_delete_finishes_and_x_is_uploaded_again  # type: ignore[method-assign,assignment]
+    world.service.delete_original("x")
+    assert raced
+    assert world.registry.tables.originals["x"].original.width == 20
+    assert world.blobs.files["originals/x"] == fake_image(width=20)
