@@ -121,3 +121,17 @@ def registry(database_url: str) -> Iterator[SqlRegistry]:
     registry = SqlRegistry(make_engine(database_url))
     yield registry
     registry.dispose()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database of this test's own (never migrated)."""
+    if request.param == "postgres":
+        make_postgres_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
+        return make_postgres_database()
+    return f"sqlite:///{tmp_path / 'empty.sqlite3'}"

@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from pymager.adapters.db import make_engine, migrate
 from pymager.adapters.db.models import Base
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
-def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        make_postgres_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
-        return make_postgres_database()
-    return f"sqlite:///{tmp_path / 'migrations.sqlite3'}"
 
 
 def schema_differences(url: str) -> list[object]:

@@ -20,20 +20,7 @@ from pymager.adapters.pillow import PillowProcessor
 from pymager.domain import ImageFormat, Size
 from pymager.errors import CorruptImage, UnsupportedImage
 from tests import images
-
-WriteFile = Callable[[bytes], str]
-
-
-@pytest.fixture
-def write(tmp_path: Path) -> WriteFile:
-    counter = iter(range(1_000_000))
-
-    def write(data: bytes) -> str:
-        path = tmp_path / f"original-{next(counter)}"
-        path.write_bytes(data)
-        return str(path)
-
-    return write
+from tests.integration.conftest import WriteFile
 
 
 def forbid_pixel_decoding(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,6 @@ import random
 import struct
 import time
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,25 +18,12 @@ from pymager.domain import ImageFormat, ImageInfo, Size
 from pymager.errors import CorruptImage, UnsupportedImage
 from pymager.interfaces import IImageProcessor
 from tests import images
-
-WriteFile = Callable[[bytes], str]
+from tests.integration.conftest import WriteFile
 
 
 @pytest.fixture
 def processor() -> PillowProcessor:
     return PillowProcessor()
-
-
-@pytest.fixture
-def write(tmp_path: Path) -> WriteFile:
-    counter = iter(range(1_000_000))
-
-    def write(data: bytes) -> str:
-        path = tmp_path / f"original-{next(counter)}"
-        path.write_bytes(data)
-        return str(path)
-
-    return write
 
 
 def derive(processor: PillowProcessor, path: str, size: Size, image_format: ImageFormat) -> bytes:

@@ -268,19 +268,6 @@ def test_ping_passes_on_a_migrated_database(registry: SqlRegistry) -> None:
     registry.ping()
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
-def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        make_postgres_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
-        return make_postgres_database()
-    return f"sqlite:///{tmp_path / 'empty.sqlite3'}"
-
-
 def test_ping_refuses_an_unmigrated_database(empty_database_url: str) -> None:
     registry = SqlRegistry(make_engine(empty_database_url))
     try:
