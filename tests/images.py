@@ -381,3 +381,17 @@ def huge_valid_png(width: int, height: int) -> bytes:
 
 def huge_valid_jpeg(width: int, height: int) -> bytes:
     return encode(Image.new("L", (width, height), 128), "JPEG", quality=10)
+
+
+# EXIF orientation -> how to store an upright picture so that a viewer applying that orientation shows
+# it upright again (the inverse of the display transposition): tests store pictures this way.
+INVERSE_TRANSPOSITION = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}

@@ -385,24 +385,12 @@ def test_gps_xmp_and_comments_never_reach_a_derived_image(target: Server, image_
         assert b"home address" not in derived
 
 
-INVERSE_TRANSPOSITION = {
-    1: None,
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_90,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_270,
-}
-
-
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_every_exif_orientation_is_applied_to_the_pixels(
     target: Server, image_id: str, orientation: int
 ) -> None:
     upright = images.quadrants(96, 64)
-    method = INVERSE_TRANSPOSITION[orientation]
+    method = images.INVERSE_TRANSPOSITION[orientation]
     stored = upright if method is None else upright.transpose(method)
     assert upload(target, image_id, images.jpeg(image=stored, orientation=orientation)).status_code == 201
     derived = requests.get(target.url(f"/derived/{image_id}-48x32.png"), timeout=30)

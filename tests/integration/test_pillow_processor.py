@@ -201,25 +201,13 @@ def test_derive_crops_the_centre(processor: PillowProcessor, write: WriteFile) -
     assert {result.getpixel((x, y)) for x in (1, 8) for y in (1, 8)} == {images.GREEN}
 
 
-INVERSE_TRANSPOSITION = {
-    1: None,
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_90,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_270,
-}
-
-
 @pytest.mark.parametrize("orientation", range(1, 9))
 @pytest.mark.parametrize("image_format", [ImageFormat.PNG, ImageFormat.JPEG])
 def test_derive_applies_exif_orientation(
     processor: PillowProcessor, write: WriteFile, orientation: int, image_format: ImageFormat
 ) -> None:
     upright = images.quadrants(96, 64)
-    method = INVERSE_TRANSPOSITION[orientation]
+    method = images.INVERSE_TRANSPOSITION[orientation]
     stored = upright if method is None else upright.transpose(method)
     path = write(images.jpeg(image=stored, orientation=orientation))
     result = decode(derive(processor, path, Size(48, 32), image_format)).convert("RGB")
