@@ -45,11 +45,6 @@ def owner_alive(owner: str) -> bool | None:
     return True
 
 
-def owner_is_dead(owner: str) -> bool:
-    """True only when ``owner`` is a process of this host that no longer exists."""
-    return owner_alive(owner) is False
-
-
 def file_tag() -> str:
     """A filename-safe tag of this process (``<host>~<pid>~``) for temporary files it creates."""
     return f"{_HOST}~{os.getpid()}~"

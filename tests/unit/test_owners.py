@@ -34,7 +34,6 @@ def test_liveness_of_owners() -> None:
     assert owners.owner_alive(owners.new_owner()) is True
     assert owners.owner_alive(f"{host}:{os.getppid()}:x") is True
     assert owners.owner_alive(f"{host}:{_dead_pid()}:x") is False
-    assert owners.owner_is_dead(f"{host}:{_dead_pid()}:x")
     assert owners.owner_alive("some-other-host.0badc0de:1:x") is None
     assert owners.owner_alive("garbage") is None
 
