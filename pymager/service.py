@@ -15,6 +15,7 @@ Consistency protocol (see README, "Design"):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -95,8 +96,8 @@ class ImageService:
         upload = open_upload()
         staged = self._blobs.stage_original(valid_id)
         try:
-            self._copy_limited(upload, staged.file)
-            size, checksum = staged.digest()  # also flushes, so the processor reads every byte
+            size, checksum = self._copy_limited(upload, staged.file)
+            staged.file.flush()  # the processor reads the staged file by its path
             info = self._processor.identify(staged.path)
             original = Original(valid_id, info.format, info.width, info.height, size, checksum, self._clock())
             with self._registry.unit_of_work(write=True) as uow:
@@ -301,11 +302,15 @@ class ImageService:
             raise ImageNotFound(image_id)
         return record
 
-    def _copy_limited(self, upload: BinaryIO, out: BinaryIO) -> None:
+    def _copy_limited(self, upload: BinaryIO, out: BinaryIO) -> tuple[int, str]:
+        """Copy at most ``max_upload_bytes``; return the size and SHA-256 (hex), hashed on the way."""
         limit = self._settings.max_upload_bytes
         copied = 0
+        sha256 = hashlib.sha256()
         while chunk := upload.read(_COPY_CHUNK):
             copied += len(chunk)
             if copied > limit:
                 raise UploadTooLarge(f"the upload exceeds max_upload_bytes ({limit} bytes)")
+            sha256.update(chunk)
             out.write(chunk)
+        return copied, sha256.hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
 from collections.abc import Callable
@@ -81,6 +82,7 @@ def test_upload_stores_original_and_describes_it(world: World) -> None:
         480,
     )
     assert original.bytes == len(data)
+    assert original.checksum == hashlib.sha256(data).hexdigest()
     assert original.created == NOW
     assert world.blobs.files["originals/sample"] == data
     assert world.registry.tables.originals["sample"].status is OriginalStatus.READY
