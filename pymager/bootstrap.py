@@ -23,6 +23,7 @@ from pymager.interfaces import IGenerationLocks
 from pymager.repair import Finding, Repairer
 from pymager.service import ImageService
 from pymager.web.app import make_app
+from pymager.web.derived import Router
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class RegistryPlugin(SimplePlugin):  # type: ignore[misc]  # CherryPy ships no t
         self._registry.dispose()
 
 
-def make_wsgi_app(ini_path: str | Path) -> cherrypy.Application:
+def make_wsgi_app(ini_path: str | Path) -> Router:
     """The WSGI application for a configuration file (used by ``deploy/apache/pymager.wsgi``)."""
     try:
         settings = load_settings(Path(ini_path))

@@ -10,8 +10,9 @@ from pymager.config import Settings
 from pymager.interfaces import IImageService, IMetrics
 from pymager.web.auth import announce, write_auth
 from pymager.web.bodies import ClientTimedOut, discard_unread, refuse_oversized
+from pymager.web.derived import DerivedApp, Router
 from pymager.web.errors import error_page, handle_exception, problems
-from pymager.web.resources import DerivedResource, HealthResource, MetricsResource, OriginalResource
+from pymager.web.resources import HealthResource, MetricsResource, OriginalResource
 
 # The multipart envelope (boundaries, part headers) around the file, allowed above max_upload_bytes.
 MULTIPART_ALLOWANCE = 64 * 1024
@@ -67,11 +68,11 @@ class Request(cherrypy._cprequest.Request):  # type: ignore[misc]
 
 
 class Root:
-    """Not exposed itself: ``/`` is 404; its attributes are the resources."""
+    """Not exposed itself: ``/`` is 404; its attributes are the resources (``/derived`` is routed
+    before CherryPy, see ``pymager.web.derived``)."""
 
     def __init__(self, service: IImageService, metrics: IMetrics, settings: Settings) -> None:
         self.original = OriginalResource(service, metrics, settings)
-        self.derived = DerivedResource(service, settings)
         self.health = HealthResource(service)
         self.metrics = MetricsResource(metrics)
 
@@ -94,8 +95,9 @@ def app_config(settings: Settings) -> dict[str, dict[str, Any]]:
     }
 
 
-def make_app(service: IImageService, metrics: IMetrics, settings: Settings) -> cherrypy.Application:
-    """A WSGI-callable CherryPy application serving pymager's HTTP API."""
+def make_app(service: IImageService, metrics: IMetrics, settings: Settings) -> Router:
+    """The WSGI application serving pymager's HTTP API: ``/derived`` as plain WSGI, the rest through
+    CherryPy."""
     cherrypy.tools.problems = problems
     cherrypy.tools.write_auth = write_auth
     cherrypy.tools.refuse_oversized = refuse_oversized
@@ -104,4 +106,4 @@ def make_app(service: IImageService, metrics: IMetrics, settings: Settings) -> c
     root = Root(service, metrics, settings)
     application = cherrypy.Application(root, script_name="", config=app_config(settings))
     application.request_class = Request
-    return application
+    return Router(DerivedApp(service, settings, application.log), application)

@@ -14,6 +14,8 @@ gigabyte would make the server allocate a gigabyte (or fail with ``MemoryError``
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 import cherrypy
 from cherrypy import _cpreqbody
 
@@ -57,13 +59,16 @@ def _discard_unread() -> None:
     request = cherrypy.serving.request
     if request.method not in request.methods_with_bodies and _declared_length() is None:
         return
-    rfile = request.rfile
-    budget = request.body.maxbytes or 0
-    if rfile is None or str(cherrypy.serving.response.status).startswith("413"):
+    if str(cherrypy.serving.response.status).startswith("413"):
         return
-    while budget > 0:
+    drain(request.rfile, request.body.maxbytes or 0)
+
+
+def drain(stream: BinaryIO | None, budget: int) -> None:
+    """Read and drop what is left of a request body, in blocks, up to ``budget`` bytes."""
+    while stream is not None and budget > 0:
         try:
-            block = rfile.read(min(_BLOCK, budget))
+            block = stream.read(min(_BLOCK, budget))
         except (OSError, ValueError):  # the client went away, or a broken chunked encoding
             return
         if not block:

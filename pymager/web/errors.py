@@ -60,25 +60,54 @@ def _slug(name: str) -> str:
     return "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
 
 
-def set_problem(status: int, title: str, detail: str, problem_type: str = "about:blank") -> bytes:
-    """Set the current response's status and headers for a problem; return its JSON body."""
-    response = cherrypy.serving.response
-    response.status = status
-    response.headers["Content-Type"] = PROBLEM_JSON
-    response.headers["Cache-Control"] = "no-store"
-    for header in ("ETag", "Last-Modified", "Content-Range", "Accept-Ranges", "Content-Disposition"):
-        response.headers.pop(header, None)
+def problem_json(status: int, title: str, detail: str, problem_type: str = "about:blank") -> bytes:
+    """The RFC 9457 body of a problem."""
     body = {"type": problem_type, "title": title, "status": status, "detail": detail}
     return json.dumps(body).encode("utf-8")
 
 
-def problem_for(error: PymagerError) -> bytes:
-    """Shape the current response as the problem ``error`` maps to; return its body."""
+def problem_headers() -> list[tuple[str, str]]:
+    """The headers every problem response carries."""
+    return [("Content-Type", PROBLEM_JSON), ("Cache-Control", "no-store")]
+
+
+def error_problem(error: PymagerError, method: str, path: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The status, extra headers and body of the problem ``error`` maps to (logged if the server is
+    unavailable: that is the operator's concern, not the client's)."""
+    headers: list[tuple[str, str]] = []
     if isinstance(error, ServiceUnavailable):
-        log.warning("%s %s: %s", cherrypy.request.method, cherrypy.request.path_info, error.detail)
-        cherrypy.serving.response.headers["Retry-After"] = str(error.retry_after)
+        log.warning("%s %s: %s", method, path, error.detail)
+        headers.append(("Retry-After", str(error.retry_after)))
+    status = status_for(error)
     problem_type = f"urn:pymager:problem:{_slug(type(error).__name__)}"
-    return set_problem(status_for(error), error.title, error.detail, problem_type)
+    return status, headers, problem_json(status, error.title, error.detail, problem_type)
+
+
+_STALE_HEADERS = ("ETag", "Last-Modified", "Content-Range", "Accept-Ranges", "Content-Disposition")
+
+
+def _shape_response(status: int, headers: list[tuple[str, str]]) -> None:
+    """Set the current CherryPy response's status and headers for a problem."""
+    response = cherrypy.serving.response
+    response.status = status
+    for name, value in headers:
+        response.headers[name] = value
+    for header in _STALE_HEADERS:
+        response.headers.pop(header, None)
+
+
+def set_problem(status: int, title: str, detail: str, problem_type: str = "about:blank") -> bytes:
+    """Shape the current CherryPy response as a problem; return its JSON body."""
+    _shape_response(status, problem_headers())
+    return problem_json(status, title, detail, problem_type)
+
+
+def problem_for(error: PymagerError) -> bytes:
+    """Shape the current CherryPy response as the problem ``error`` maps to; return its body."""
+    request = cherrypy.serving.request
+    status, headers, body = error_problem(error, request.method, request.path_info)
+    _shape_response(status, [*problem_headers(), *headers])
+    return body
 
 
 def _translate_errors() -> None:

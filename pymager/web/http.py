@@ -1,23 +1,29 @@
 """Serving a stored file over HTTP: validators, conditional requests (RFC 9110 §13) and single ranges.
 
-CherryPy's ``serve_file`` checks ``If-Modified-Since`` even when ``If-None-Match`` is present, which
-RFC 9110 forbids, so pymager evaluates the preconditions itself and streams with CherryPy's helpers.
+``answer`` decides the status, headers and byte span of a response from the request's headers alone,
+so the CherryPy resources (``serve``) and the plain WSGI derived route (``pymager.web.derived``) answer
+alike. CherryPy's ``serve_file`` checks ``If-Modified-Since`` even when ``If-None-Match`` is present,
+which RFC 9110 forbids, so pymager evaluates the preconditions itself.
 """
 
 from __future__ import annotations
 
 import email.utils
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 import cherrypy
-from cherrypy.lib import file_generator, file_generator_limited, httputil
+from cherrypy.lib import file_generator_limited
 
 from pymager.domain import StoredFile
-from pymager.web.errors import set_problem
+from pymager.web.errors import problem_headers, problem_json
 
-_CHUNK = 64 * 1024
+CHUNK = 64 * 1024
+
+Header = Callable[[str], "str | None"]
+"""A request header by name (``None`` when absent)."""
 
 
 def _http_date(moment: datetime) -> str:
@@ -41,12 +47,12 @@ def _weak_match(header: str, etag: str) -> bool:
     return "*" in tags or any(tag.removeprefix("W/") == etag.removeprefix("W/") for tag in tags)
 
 
-def not_modified(headers: httputil.HeaderMap, stored: StoredFile) -> bool:
+def not_modified(header: Header, stored: StoredFile) -> bool:
     """Whether a GET/HEAD should be answered 304. ``If-None-Match`` wins over ``If-Modified-Since``."""
-    if_none_match = headers.get("If-None-Match")
+    if_none_match = header("If-None-Match")
     if if_none_match is not None:
         return _weak_match(if_none_match, stored.etag)
-    if_modified_since = headers.get("If-Modified-Since")
+    if_modified_since = header("If-Modified-Since")
     if if_modified_since is not None:
         since = _parse_http_date(if_modified_since)
         if since is not None and since.tzinfo is not None:
@@ -54,9 +60,9 @@ def not_modified(headers: httputil.HeaderMap, stored: StoredFile) -> bool:
     return False
 
 
-def _if_range_allows(headers: httputil.HeaderMap, stored: StoredFile) -> bool:
+def _if_range_allows(header: Header, stored: StoredFile) -> bool:
     """``If-Range`` with a strong ETag or an exact date lets the range apply; otherwise send it all."""
-    if_range: str | None = headers.get("If-Range")
+    if_range = header("If-Range")
     if if_range is None:
         return True
     if if_range.startswith('"'):
@@ -90,43 +96,65 @@ def byte_range(header: str, size: int) -> tuple[int, int] | str | None:
     return start, size if not last else min(int(last) + 1, size)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """How to answer a GET/HEAD of a stored file: the status and headers, then either ``length``
+    bytes of the file from ``start`` or, for a 416, the ``problem`` body."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    start: int = 0
+    length: int = 0
+    problem: bytes | None = None
+
+
+def answer(stored: StoredFile, header: Header, cache_control: str) -> Answer:
+    """200, 206, 304 or 416 for a GET/HEAD of ``stored``, from the request's headers."""
+    validators = [("ETag", stored.etag), ("Last-Modified", _http_date(stored.modified))]
+    common = [
+        ("Content-Type", stored.content_type),
+        *validators,
+        ("Cache-Control", cache_control),
+        ("Accept-Ranges", "bytes"),
+        ("X-Content-Type-Options", "nosniff"),
+    ]
+    if not_modified(header, stored):
+        return Answer(304, common)
+    range_header = header("Range")
+    if range_header and _if_range_allows(header, stored):
+        requested = byte_range(range_header, stored.size)
+        if requested is UNSATISFIABLE:
+            body = problem_json(416, "Range not satisfiable", f"the file has {stored.size} bytes")
+            headers = [
+                *problem_headers(),
+                ("X-Content-Type-Options", "nosniff"),
+                ("Content-Range", f"bytes */{stored.size}"),
+                ("Content-Length", str(len(body))),
+            ]
+            return Answer(416, headers, problem=body)
+        if isinstance(requested, tuple):
+            start, stop = requested
+            ranged = [
+                ("Content-Range", f"bytes {start}-{stop - 1}/{stored.size}"),
+                ("Content-Length", str(stop - start)),
+            ]
+            return Answer(206, [*common, *ranged], start, stop - start)
+    return Answer(200, [*common, ("Content-Length", str(stored.size))], 0, stored.size)
+
+
 def serve(stored: StoredFile, cache_control: str) -> Iterable[bytes] | bytes:
-    """Answer the current GET/HEAD with ``stored``: 200, 206, 304 or 416. Closes the file."""
+    """Answer the current CherryPy GET/HEAD with ``stored``: 200, 206, 304 or 416. Closes the file."""
     request = cherrypy.serving.request
     response = cherrypy.serving.response
     request.hooks.attach("on_end_request", stored.file.close)
-    headers = response.headers
-    headers["Content-Type"] = stored.content_type
-    headers["ETag"] = stored.etag
-    headers["Last-Modified"] = _http_date(stored.modified)
-    headers["Cache-Control"] = cache_control
-    headers["Accept-Ranges"] = "bytes"
-    headers["X-Content-Type-Options"] = "nosniff"
-
-    if not_modified(request.headers, stored):
-        response.status = 304
+    reply = answer(stored, request.headers.get, cache_control)
+    response.status = reply.status
+    for name, value in reply.headers:
+        response.headers[name] = value
+    if reply.problem is not None:
+        return reply.problem
+    if request.method == "HEAD" or reply.length == 0:
         return b""
-
-    range_header = request.headers.get("Range")
-    if range_header and _if_range_allows(request.headers, stored):
-        requested = byte_range(range_header, stored.size)
-        if requested is UNSATISFIABLE:
-            body = set_problem(416, "Range not satisfiable", f"the file has {stored.size} bytes")
-            headers["Content-Range"] = f"bytes */{stored.size}"
-            return body
-        if isinstance(requested, tuple):
-            start, stop = requested
-            response.status = 206
-            headers["Content-Range"] = f"bytes {start}-{stop - 1}/{stored.size}"
-            headers["Content-Length"] = str(stop - start)
-            stored.file.seek(start)
-            return _stream(file_generator_limited(stored.file, stop - start, _CHUNK))
-
-    headers["Content-Length"] = str(stored.size)
-    return _stream(file_generator(stored.file, _CHUNK))
-
-
-def _stream(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    if cherrypy.serving.request.method == "HEAD":
-        return iter(())
+    stored.file.seek(reply.start)
+    chunks: Iterator[bytes] = file_generator_limited(stored.file, reply.length, CHUNK)
     return chunks

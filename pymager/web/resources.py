@@ -112,19 +112,6 @@ class OriginalResource:
 
 
 @cherrypy.expose
-class DerivedResource:
-    """``/derived/<id>-<W>x<H>.<ext>``: a derived image, generated on first request."""
-
-    def __init__(self, service: IImageService, settings: Settings) -> None:
-        self._service = service
-        self._settings = settings
-
-    def GET(self, *path: str, **_query: str) -> Iterable[bytes] | bytes:  # noqa: N802
-        derived = self._service.derived_file(only_segment(path))
-        return serve(derived, self._settings.cache_control_derived)
-
-
-@cherrypy.expose
 class HealthResource:
     """``/health``: 200 when the registry and the data directory are usable, 503 otherwise."""
 

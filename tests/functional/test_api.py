@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.client
 import io
+import time
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import cast
 
@@ -431,6 +432,38 @@ def test_metrics_count_generations_hits_and_uploads(server: Server, image_id: st
     )
     assert server.metric("pymager_uploads_total", status="201") - before["created"] == 1
     assert server.metric("pymager_uploads_total", status="409") - before["conflict"] == 1
+
+
+def test_every_request_gets_one_access_log_line(server: Server, image_id: str) -> None:
+    if server.behind_apache:
+        pytest.skip("behind Apache, httpd writes the access log")
+    upload(server, image_id, images.jpeg())
+    marker = f"pytest-{image_id}"
+    requests_made = [
+        ("GET", f"/derived/{image_id}-8x8.jpg", 200),  # generated
+        ("GET", f"/derived/{image_id}-8x8.jpg", 200),  # from disk
+        ("HEAD", f"/derived/{image_id}-8x8.jpg", 200),
+        ("DELETE", f"/derived/{image_id}-8x8.jpg", 405),
+        ("GET", f"/derived/{image_id}-0x8.jpg", 404),
+        ("GET", f"/original/{image_id}", 200),
+    ]
+    for method, path, status in requests_made:
+        response = requests.request(method, server.url(path), headers={"User-Agent": marker}, timeout=30)
+        assert response.status_code == status
+    expected = [f'"{method} {path} HTTP/1.1" {status} ' for method, path, status in requests_made]
+
+    def logged() -> list[str]:
+        lines = server.log_path.read_text(errors="replace").splitlines()
+        return [line for line in lines if marker in line]
+
+    deadline = time.monotonic() + 10
+    while len(logged()) < len(expected) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the log is written after the response; poll it with a deadline
+    lines = logged()
+    assert len(lines) == len(expected), lines
+    for line, start in zip(lines, expected, strict=True):
+        assert start in line, (start, line)
+        assert line.endswith(f'"{marker}"')
 
 
 def _raw_post(server: Server, path: str, headers: dict[str, str], chunks: list[bytes]) -> tuple[int, bytes]:
