@@ -423,3 +423,27 @@ def test_derive_turns_a_png_colour_key_into_alpha_for_every_format(
     with Image.open(io.BytesIO(out.getvalue())) as derived:
         assert derived.size == (10, 10)
         assert derived.format == image_format.value
+
+
+class ReadRecorder(io.BytesIO):
+    """A source file that records how many bytes each ``read`` returned."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.reads: list[int] = []
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        chunk = super().read(size)
+        self.reads.append(len(chunk))
+        return chunk
+
+
+def test_derive_hands_the_whole_file_to_the_decoder_at_once(processor: PillowProcessor) -> None:
+    # Pillow takes the GIL back between decoder calls, and waits for it behind busy threads; one call
+    # for the whole entropy-coded data keeps a derivation from stalling behind the server's requests.
+    noise = Image.frombytes("RGB", (1200, 800), random.Random(7).randbytes(1200 * 800 * 3))
+    data = images.jpeg(image=noise, quality=95)
+    assert len(data) > 4 * 64 * 1024  # several of Pillow's default 64 KiB blocks
+    source = ReadRecorder(data)
+    processor.derive(source, Size(100, 100), ImageFormat.JPEG, io.BytesIO())
+    assert max(source.reads) > 0.9 * len(data)
