@@ -19,7 +19,8 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -205,18 +206,27 @@ class ImageService:
             # Released without a file: that generation failed or its process died. Try ourselves.
 
     def _generate(self, spec: DerivedSpec, deadline: float) -> None:
-        """Generate ``spec`` while holding its lock, within this process's generation slots."""
-        if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise ServiceUnavailable(
-                f"all {self._settings.max_concurrent_generations} generation slots are busy; retry shortly",
-                retry_after=self._retry_after(),
-            )
+        """Generate ``spec`` while holding its lock. Only the rendering takes one of this process's
+        generation slots: the claim and the publication (registry writes, fsync) leave the CPU to
+        another generation meanwhile."""
+        owner = new_owner()
+        original = self._claim(spec, owner)
+        staged: IStagedFile | None = None
         try:
-            owner = new_owner()
-            original = self._claim(spec, owner)
-            self._render(spec, original, owner)
+            staged = self._blobs.stage_derived(spec)
+            with self._generation_slot(deadline):
+                started = time.perf_counter()
+                self._render(spec, original, staged.file)
+            self._publish(spec, original, owner, staged)
+            elapsed = time.perf_counter() - started
+        except BaseException:
+            self._release(spec, owner)
+            raise
         finally:
-            self._slots.release()
+            if staged is not None:
+                staged.discard()
+        self._metrics.derived_generated(elapsed)
+        log.info("generated %s in %.0f ms", spec.key, elapsed * 1000)
 
     def _claim(self, spec: DerivedSpec, owner: str) -> Original:
         """Record in the registry that ``owner`` generates ``spec``. Called with the key's lock held,
@@ -241,36 +251,40 @@ class ImageService:
         original: Original = record.original
         return original
 
-    def _render(self, spec: DerivedSpec, original: Original, owner: str) -> None:
-        staged: IStagedFile | None = None
+    @contextmanager
+    def _generation_slot(self, deadline: float) -> Iterator[None]:
+        """One of this process's ``max_concurrent_generations`` slots, or 503 if none frees in time."""
+        if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise ServiceUnavailable(
+                f"all {self._settings.max_concurrent_generations} generation slots are busy; retry shortly",
+                retry_after=self._retry_after(),
+            )
         try:
-            staged = self._blobs.stage_derived(spec)
-            started = time.perf_counter()
-            # Opened, the original stays readable even if a concurrent DELETE unlinks it meanwhile.
-            source = self._blobs.open(self._blobs.original_path(spec.image_id), original.format.mime_type)
-            if source is None:
-                raise ImageNotFound(spec.image_id)
-            with source.file:
-                self._processor.derive(source.file, spec.size, spec.format, staged.file)
-            size, checksum = staged.digest()
-            with self._registry.unit_of_work(write=True) as uow:
-                current = uow.originals.lock(spec.image_id)
-                if current is None or current.status is not OriginalStatus.READY:
-                    raise ImageNotFound(spec.image_id)  # deleted while we rendered
-                replaced = current.original.checksum != original.checksum
-                if replaced or not uow.derived.mark_ready(spec, owner, size, checksum, self._clock()):
-                    raise ServiceUnavailable(f"{spec.image_id} changed while {spec.key} was generated", 1)
-                staged.publish()
-                uow.commit()
-            elapsed = time.perf_counter() - started
-            self._metrics.derived_generated(elapsed)
-            log.info("generated %s in %.0f ms", spec.key, elapsed * 1000)
-        except BaseException:
-            self._release(spec, owner)
-            raise
+            yield
         finally:
-            if staged is not None:
-                staged.discard()
+            self._slots.release()
+
+    def _render(self, spec: DerivedSpec, original: Original, out: BinaryIO) -> None:
+        # Opened, the original stays readable even if a concurrent DELETE unlinks it meanwhile.
+        source = self._blobs.open(self._blobs.original_path(spec.image_id), original.format.mime_type)
+        if source is None:
+            raise ImageNotFound(spec.image_id)
+        with source.file:
+            self._processor.derive(source.file, spec.size, spec.format, out)
+
+    def _publish(self, spec: DerivedSpec, original: Original, owner: str, staged: IStagedFile) -> None:
+        """Record ``spec`` ready and move its file into place, under the original's row lock: a
+        concurrent DELETE either sees the derived file or made this fail."""
+        size, checksum = staged.digest()
+        with self._registry.unit_of_work(write=True) as uow:
+            current = uow.originals.lock(spec.image_id)
+            if current is None or current.status is not OriginalStatus.READY:
+                raise ImageNotFound(spec.image_id)  # deleted while we rendered
+            replaced = current.original.checksum != original.checksum
+            if replaced or not uow.derived.mark_ready(spec, owner, size, checksum, self._clock()):
+                raise ServiceUnavailable(f"{spec.image_id} changed while {spec.key} was generated", 1)
+            staged.publish()
+            uow.commit()
 
     def _release(self, spec: DerivedSpec, owner: str) -> None:
         try:

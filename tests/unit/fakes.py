@@ -192,6 +192,9 @@ class FakeStagedFile:
         store.temporary[self.path] = self
 
     def digest(self) -> tuple[int, str]:
+        self._store.digesting.append(self._final_path)
+        if self._store.digest_gate is not None:
+            assert self._store.digest_gate.wait(10), "test gate never opened"
         data = self.file.getvalue()  # type: ignore[attr-defined]
         return len(data), hashlib.sha256(data).hexdigest()
 
@@ -217,6 +220,10 @@ class FakeBlobStore:
         self.writable = True
         self.mtime = datetime(2026, 1, 1, tzinfo=UTC)  # what list_* report as modification times
         self.retired = 0
+        # ``digest_gate``, when set, holds every staged file's ``digest`` (the step after rendering)
+        # until it is set; ``digesting`` lists the final paths whose digest was asked, in order.
+        self.digest_gate: threading.Event | None = None
+        self.digesting: list[str] = []
 
     def original_path(self, image_id: ImageId) -> str:
         return f"originals/{image_id}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -338,6 +339,30 @@ def test_generations_beyond_the_slots_wait_then_answer_503() -> None:
         world.service.derived_file("sample-20x20.png")
     world.processor.gate.set()
     first.join()
+    assert world.service.derived_file("sample-20x20.png").size > 0
+    assert len(world.processor.derive_calls) == 2
+
+
+def test_a_generation_holds_its_slot_only_while_it_renders() -> None:
+    world = World(max_concurrent_generations=1, wait_timeout=2)
+    world.upload("sample", fake_image())
+    world.blobs.digest_gate = threading.Event()
+    requests = [
+        threading.Thread(target=world.service.derived_file, args=(f"sample-{size}.png",))
+        for size in ("10x10", "20x20")
+    ]
+    requests[0].start()
+    deadline = time.monotonic() + 5
+    while not world.blobs.digesting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # The first generation rendered and is being published: the only slot is free for the second.
+    requests[1].start()
+    while len(world.blobs.digesting) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(world.processor.derive_calls) == 2
+    world.blobs.digest_gate.set()
+    for request in requests:
+        request.join()
     assert world.service.derived_file("sample-20x20.png").size > 0
     assert len(world.processor.derive_calls) == 2
 
