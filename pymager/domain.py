@@ -6,6 +6,7 @@ Pure Python: nothing here imports a framework, a database or an imaging library.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -121,8 +122,13 @@ class DerivedSpec:
         """Parse a derived URL segment.
 
         Raises ``InvalidDerivedSpec`` when the segment does not match the grammar (404: there is no such
-        resource) and ``UnknownFormat`` when only the extension is unknown (400).
+        resource) and ``UnknownFormat`` when only the extension is unknown (400). The last few thousand
+        valid segments are remembered: the same URLs come back on every cache hit.
         """
+        return _parse_derived(segment)
+
+    @classmethod
+    def _parse(cls, segment: str) -> DerivedSpec:
         match = _DERIVED_PATTERN.fullmatch(segment)
         if match is None:
             raise InvalidDerivedSpec(segment)
@@ -136,6 +142,11 @@ class DerivedSpec:
     def key(self) -> str:
         """The canonical name of this derived image (``<id>-<W>x<H>.<ext>``, canonical extension)."""
         return f"{self.image_id}-{self.size}.{self.format.extension}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_derived(segment: str) -> DerivedSpec:
+    return DerivedSpec._parse(segment)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ class PrometheusMetrics:
             ["source"],
             registry=self._registry,
         )
+        self._served_by_source: dict[str, Counter] = {}
         self._generated = Counter(
             "pymager_derived_generated", "Derived images generated", registry=self._registry
         )
@@ -57,7 +58,11 @@ class PrometheusMetrics:
             MultiProcessCollector(self._exposed)  # type: ignore[no-untyped-call]
 
     def derived_served(self, source: str) -> None:
-        self._served.labels(source=source).inc()
+        # labels() builds a key and takes a lock on every call; on a cache hit that was 10 µs.
+        child = self._served_by_source.get(source)
+        if child is None:
+            child = self._served_by_source[source] = self._served.labels(source=source)
+        child.inc()
 
     def derived_generated(self, seconds: float) -> None:
         self._generated.inc()

@@ -181,6 +181,8 @@ def _recode(segment: str) -> str:
 
 def _escape(value: str) -> str:
     """CherryPy's access-log escaping: quotes, backslashes and unprintable characters escaped."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return value
     return repr(value.replace('"', '\\"').encode("utf-8"))[2:-1].replace("\\\\", "\\")
 
 

