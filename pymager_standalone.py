@@ -9,16 +9,19 @@ The configuration file is PATH, else ``$PYMAGER_CONFIG``, else ``./pymager.ini``
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import logging
-import os
-import platform
 import sys
 
 import cherrypy
 
-from pymager.bootstrap import RegistryPlugin, StartupError, build, check_consistency, migrate_database
+from pymager.bootstrap import (
+    RegistryPlugin,
+    StartupError,
+    build,
+    check_consistency,
+    migrate_database,
+    tune_process,
+)
 from pymager.config import ConfigError, Settings, config_path, hash_api_key, load_settings
 from pymager.errors import ServiceUnavailable
 from pymager.web.app import make_app
@@ -40,28 +43,6 @@ def _server_config(settings: Settings) -> dict[str, object]:
         # plain text, so it is left off.
         "server.max_request_body_size": 0,
     }
-
-
-# glibc's mallopt parameter; see _settle_memory.
-_M_MMAP_THRESHOLD = -3
-_MMAP_THRESHOLD = 1 << 20
-
-
-def _settle_memory() -> None:
-    """Two process-wide settings measured with ``make bench`` (benchmarks/):
-
-    - glibc serves allocations from 1 MiB up (decoded image buffers) with ``mmap`` and returns them to
-      the system when freed. By default it raises that threshold after the first such free, up to
-      32 MiB, and image buffers then stay cached in per-thread arenas: 8 concurrent cold 24 MP → 1024x768
-      derivations left the server at 285 MB RSS instead of about 140 MB. ``MALLOC_MMAP_THRESHOLD_`` in the
-      environment still wins.
-    - Objects alive at start-up (modules, SQLAlchemy and CherryPy state) are frozen out of the cyclic
-      garbage collector, whose full collections over them paused every thread for about 40 ms.
-    """
-    if platform.libc_ver()[0] == "glibc" and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-    gc.collect()
-    gc.freeze()
 
 
 def _check(settings: Settings, repair: bool) -> int:
@@ -121,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     RegistryPlugin(cherrypy.engine, components.registry).subscribe()
     cherrypy.engine.signals.subscribe()
     log.info("pymager serving %s on http://%s:%d/", settings.data_directory, settings.host, settings.port)
-    _settle_memory()
+    tune_process()
     cherrypy.engine.start()
     cherrypy.engine.block()
     return 0

@@ -20,12 +20,24 @@ from pymager.adapters.pillow import PillowProcessor
 from pymager.config import ConfigError, Settings, load_settings
 from pymager.errors import ServiceUnavailable
 from pymager.interfaces import IGenerationLocks
+from pymager.process import tune_process
 from pymager.repair import Finding, Repairer
 from pymager.service import ImageService
 from pymager.web.app import make_app
 from pymager.web.derived import Router
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "Components",
+    "RegistryPlugin",
+    "StartupError",
+    "build",
+    "check_consistency",
+    "make_wsgi_app",
+    "migrate_database",
+    "tune_process",
+]
 
 
 class StartupError(Exception):
@@ -141,4 +153,6 @@ def make_wsgi_app(ini_path: str | Path) -> Router:
     # log on stderr (the host logs requests; pymager's warnings and errors still reach its error log).
     cherrypy.config.update({"environment": "embedded"})
     RegistryPlugin(cherrypy.engine, components.registry).subscribe()
-    return make_app(components.service, components.metrics, settings)
+    application = make_app(components.service, components.metrics, settings)
+    tune_process()
+    return application
