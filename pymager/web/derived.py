@@ -111,8 +111,12 @@ class DerivedApp:
         if len(segments) != 2 or path.endswith("/"):
             return _standard_problem(404, f"The path {path!r} was not found.")
         stored = self._service.derived_file(_recode(segments[1]).replace("%2F", "/"))
-        reply = answer(stored, _header(environ), self._cache_control)
-        return reply.status, reply.headers, self._body(environ, method, stored.file, reply)
+        try:
+            reply = answer(stored, _header(environ), self._cache_control)
+            return reply.status, reply.headers, self._body(environ, method, stored.file, reply)
+        except BaseException:
+            stored.file.close()
+            raise
 
     def _body(self, environ: Environ, method: str, file: BinaryIO, reply: Answer) -> Iterable[bytes]:
         if reply.problem is not None or method == "HEAD" or reply.length == 0:
