@@ -9,13 +9,10 @@ import cherrypy
 from pymager.config import Settings
 from pymager.interfaces import IImageService, IMetrics
 from pymager.web.auth import announce, write_auth
-from pymager.web.bodies import ClientTimedOut, discard_unread, refuse_oversized
+from pymager.web.bodies import ClientTimedOut, body_limit, discard_unread, refuse_oversized
 from pymager.web.derived import DerivedApp, Router
 from pymager.web.errors import error_page, handle_exception, problems
 from pymager.web.resources import HealthResource, MetricsResource, OriginalResource
-
-# The multipart envelope (boundaries, part headers) around the file, allowed above max_upload_bytes.
-MULTIPART_ALLOWANCE = 64 * 1024
 
 
 class MethodDispatcher(cherrypy.dispatch.MethodDispatcher):  # type: ignore[misc]
@@ -82,7 +79,7 @@ def app_config(settings: Settings) -> dict[str, dict[str, Any]]:
         "/": {
             "request.dispatch": MethodDispatcher(),
             "wsgi.ExceptionTrapper.throws": (KeyboardInterrupt, SystemExit, ClientTimedOut),
-            "request.body.maxbytes": settings.max_upload_bytes + MULTIPART_ALLOWANCE,
+            "request.body.maxbytes": body_limit(settings),
             "error_page.default": error_page,
             "tools.problems.on": True,
             "tools.refuse_oversized.on": True,

@@ -19,10 +19,18 @@ from typing import BinaryIO
 import cherrypy
 from cherrypy import _cpreqbody
 
+from pymager.config import Settings
 from pymager.errors import UploadTooLarge
 from pymager.web.errors import problem_for
 
 _BLOCK = 64 * 1024
+# The multipart envelope (boundaries, part headers) around the file, allowed above max_upload_bytes.
+MULTIPART_ALLOWANCE = 64 * 1024
+
+
+def body_limit(settings: Settings) -> int:
+    """The most bytes of request body any request may send (``request.body.maxbytes``)."""
+    return settings.max_upload_bytes + MULTIPART_ALLOWANCE
 
 
 class ClientTimedOut(TimeoutError):

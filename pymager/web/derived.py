@@ -20,7 +20,7 @@ from cherrypy._cplogging import LogManager
 from pymager.config import Settings
 from pymager.errors import PymagerError, UploadTooLarge
 from pymager.interfaces import IImageService
-from pymager.web.bodies import drain
+from pymager.web.bodies import body_limit, drain
 from pymager.web.errors import error_problem, problem_headers, problem_json
 from pymager.web.http import CHUNK, Answer, answer
 
@@ -85,7 +85,7 @@ class DerivedApp:
         """``log_manager``: the CherryPy application's, so access lines go where CherryPy writes its own."""
         self._service = service
         self._cache_control = settings.cache_control_derived
-        self._body_limit = settings.max_upload_bytes
+        self._body_limit = body_limit(settings)
         self._log_manager = log_manager
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -104,8 +104,12 @@ class DerivedApp:
         return body
 
     def _reply(self, environ: Environ, method: str) -> Reply:
+        if environ.get("CONTENT_LENGTH") or "HTTP_TRANSFER_ENCODING" in environ:
+            refused = self._refuse_body(environ)
+            if refused is not None:
+                return refused
         if method not in ("GET", "HEAD"):
-            return self._refuse_method(environ)
+            return _standard_problem(405, "Specified method is invalid for this resource", [("Allow", ALLOW)])
         path: str = environ.get("PATH_INFO", "")
         segments = [segment for segment in path.split("/") if segment]
         if len(segments) != 2 or path.endswith("/"):
@@ -134,10 +138,11 @@ class DerivedApp:
             return wrapped
         return FileBody(file, reply.length)
 
-    def _refuse_method(self, environ: Environ) -> Reply:
-        """405 (413 first for a body announced over the limit, which the server then does not read),
-        after reading and dropping whatever body was sent, up to the limit, so the connection can be
-        reused without the server buffering it whole (see ``pymager.web.bodies``)."""
+    def _refuse_body(self, environ: Environ) -> Reply | None:
+        """A request body is never read here, whatever the method: 413 for one announced over the limit
+        (the server then closes the connection unread); otherwise it is read and dropped in blocks, up
+        to the limit, so the connection can be reused without the server buffering it whole (cheroot
+        reads what is left in one ``read``; see ``pymager.web.bodies``)."""
         length = environ.get("CONTENT_LENGTH") or ""
         if length.isdigit() and int(length) > self._body_limit:
             error = UploadTooLarge(f"the request body ({length} bytes) exceeds max_upload_bytes")
@@ -145,8 +150,7 @@ class DerivedApp:
             headers = [*problem_headers(), ("Content-Length", str(len(problem)))]
             return status, headers, [problem]
         drain(environ.get("wsgi.input"), self._body_limit)
-        detail = "Method is not allowed for the requested URL."
-        return _standard_problem(405, detail, [("Allow", ALLOW)])
+        return None
 
     def _log_access(self, environ: Environ, status: int, headers: list[tuple[str, str]]) -> None:
         """One line per request, as CherryPy's access log writes it (Apache's combined format)."""
@@ -154,13 +158,12 @@ class DerivedApp:
         if not access_log.isEnabledFor(logging.INFO):
             return
         length = next((value for name, value in headers if name == "Content-Length"), "-")
-        request_line = " ".join(
-            (
-                environ.get("REQUEST_METHOD", ""),
-                environ.get("REQUEST_URI", ""),
-                environ.get("SERVER_PROTOCOL", ""),
-            )
-        )
+        url = _recode(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
+        query = environ.get("QUERY_STRING", "")
+        if query:
+            url += "?" + _recode(query)
+        # As CherryPy writes it: the decoded path, then the query string.
+        request_line = f"{environ.get('REQUEST_METHOD', '')} {url} {environ.get('SERVER_PROTOCOL', '')}"
         atoms = (
             environ.get("REMOTE_ADDR", "-"),
             request_line,
@@ -174,13 +177,13 @@ class DerivedApp:
         access_log.info('%s - - %s "%s" %s %s "%s" "%s"', host, when, request, code, size, referer, agent)
 
 
-def _recode(segment: str) -> str:
+def _recode(text: str) -> str:
     """WSGI hands the path as bytes decoded as Latin-1; read it as UTF-8 like CherryPy (kept as is when
     it is not UTF-8, as CherryPy does: the id check then refuses it)."""
     try:
-        return segment.encode("latin-1").decode("utf-8")
+        return text.encode("latin-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
-        return segment
+        return text
 
 
 def _escape(value: str) -> str:
