@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -206,25 +206,27 @@ class ImageService:
             # Released without a file: that generation failed or its process died. Try ourselves.
 
     def _generate(self, spec: DerivedSpec, deadline: float) -> None:
-        """Generate ``spec`` while holding its lock. Only the rendering takes one of this process's
-        generation slots: the claim and the publication (registry writes, fsync) leave the CPU to
-        another generation meanwhile."""
+        """Generate ``spec`` while holding its lock, in one of this process's generation slots. The slot
+        is given back once the image is rendered: publishing it (registry writes, fsyncs) leaves the
+        CPU to the next generation."""
         owner = new_owner()
-        original = self._claim(spec, owner)
-        staged: IStagedFile | None = None
-        try:
-            staged = self._blobs.stage_derived(spec)
-            with self._generation_slot(deadline):
+        with ExitStack() as slot:
+            slot.enter_context(self._generation_slot(deadline))
+            original = self._claim(spec, owner)
+            staged: IStagedFile | None = None
+            try:
+                staged = self._blobs.stage_derived(spec)
                 started = time.perf_counter()
                 self._render(spec, original, staged.file)
-            self._publish(spec, original, owner, staged)
-            elapsed = time.perf_counter() - started
-        except BaseException:
-            self._release(spec, owner)
-            raise
-        finally:
-            if staged is not None:
-                staged.discard()
+                slot.close()
+                self._publish(spec, original, owner, staged)
+                elapsed = time.perf_counter() - started
+            except BaseException:
+                self._release(spec, owner)
+                raise
+            finally:
+                if staged is not None:
+                    staged.discard()
         self._metrics.derived_generated(elapsed)
         log.info("generated %s in %.0f ms", spec.key, elapsed * 1000)
 
