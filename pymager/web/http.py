@@ -73,6 +73,12 @@ def _if_range_allows(header: Header, stored: StoredFile) -> bool:
 
 UNSATISFIABLE = "unsatisfiable"
 _RANGE_SPEC = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.IGNORECASE)
+# Beyond any file; also where int() of a long digit string would refuse (over 4300 digits).
+_HUGE = 10**18
+
+
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) < 19 else _HUGE
 
 
 def byte_range(header: str, size: int) -> tuple[int, int] | str | None:
@@ -87,14 +93,14 @@ def byte_range(header: str, size: int) -> tuple[int, int] | str | None:
     if not first:  # suffix: the last N bytes
         if not last:
             return None
-        length = int(last)
+        length = _position(last)
         return (max(0, size - length), size) if length > 0 and size > 0 else UNSATISFIABLE
-    start = int(first)
-    if last and int(last) < start:
+    start = _position(first)
+    if last and _position(last) < start:
         return None
     if start >= size:
         return UNSATISFIABLE
-    return start, size if not last else min(int(last) + 1, size)
+    return start, size if not last else min(_position(last) + 1, size)
 
 
 @dataclass(frozen=True)
