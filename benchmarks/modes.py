@@ -20,6 +20,7 @@ class Mode:
     hit_rounds: int  # servers alternate round by round, so background load falls on each alike
     hit_connections: tuple[int, ...] = (1, 8, 64)
     burst_requests: int = 100
+    burst_runs: int = 5  # bursts per size, each on a fresh cold key, and as many single cold requests
     rss_cold_requests: int = 8
     thread_pool: int = 16
 
@@ -49,4 +50,5 @@ QUICK = Mode(
     c4_requests=12,
     hit_seconds=2,
     hit_rounds=1,
+    burst_runs=3,
 )
