@@ -44,20 +44,20 @@ class ClientTimedOut(TimeoutError):
         super().__init__("timed out")  # cheroot recognises a read timeout by this text
 
 
-def _declared_length() -> int | None:
-    value = cherrypy.serving.request.headers.get("Content-Length")
-    return int(value) if value is not None and value.isdigit() else None
+def oversized(content_length: str | None, limit: int) -> UploadTooLarge | None:
+    """The 413 for a declared ``Content-Length`` over ``limit`` (0: none), or ``None``."""
+    if content_length is None or not content_length.isdigit() or not limit or int(content_length) <= limit:
+        return None
+    return UploadTooLarge(f"the request body ({int(content_length)} bytes) exceeds max_upload_bytes")
 
 
 def _refuse_oversized() -> None:
     """``before_request_body`` hook: 413 for a declared length over ``request.body.maxbytes``."""
     request = cherrypy.serving.request
-    length = _declared_length()
-    limit = request.body.maxbytes
-    if length is None or not limit or length <= limit:
+    error = oversized(request.headers.get("Content-Length"), request.body.maxbytes)
+    if error is None:
         return
-    response = cherrypy.serving.response
-    response.body = problem_for(UploadTooLarge(f"the request body ({length} bytes) exceeds max_upload_bytes"))
+    cherrypy.serving.response.body = problem_for(error)
     request.handler = None
     request.process_request_body = False
 
@@ -65,7 +65,8 @@ def _refuse_oversized() -> None:
 def _discard_unread() -> None:
     """``on_end_resource`` hook: read and drop the unread body in blocks, up to the body limit."""
     request = cherrypy.serving.request
-    if request.method not in request.methods_with_bodies and _declared_length() is None:
+    length = request.headers.get("Content-Length")
+    if request.method not in request.methods_with_bodies and (length is None or not length.isdigit()):
         return
     if str(cherrypy.serving.response.status).startswith("413"):
         return

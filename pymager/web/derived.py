@@ -18,9 +18,9 @@ from typing import Any, BinaryIO
 from cherrypy._cplogging import LogManager
 
 from pymager.config import Settings
-from pymager.errors import PymagerError, UploadTooLarge
+from pymager.errors import PymagerError
 from pymager.interfaces import IImageService
-from pymager.web.bodies import body_limit, drain
+from pymager.web.bodies import body_limit, drain, oversized
 from pymager.web.errors import error_problem, problem_headers, problem_json
 from pymager.web.http import CHUNK, Answer, answer
 
@@ -49,14 +49,17 @@ def _header(environ: Environ) -> Callable[[str], str | None]:
     return header
 
 
-def _problem(status: int, title: str, detail: str, extra: list[tuple[str, str]] | None = None) -> Reply:
-    body = problem_json(status, title, detail)
+def _standard_problem(status: int, detail: str, extra: list[tuple[str, str]] | None = None) -> Reply:
+    body = problem_json(status, HTTPStatus(status).phrase, detail)
     headers = [*problem_headers(), *(extra or []), ("Content-Length", str(len(body)))]
     return status, headers, [body]
 
 
-def _standard_problem(status: int, detail: str, extra: list[tuple[str, str]] | None = None) -> Reply:
-    return _problem(status, HTTPStatus(status).phrase, detail, extra)
+def _error_reply(error: PymagerError, environ: Environ) -> Reply:
+    """The problem ``error`` maps to (``pymager.web.errors``' one table)."""
+    method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+    status, extra, body = error_problem(error, method, path)
+    return status, [*problem_headers(), *extra, ("Content-Length", str(len(body)))], [body]
 
 
 class FileBody:
@@ -93,9 +96,7 @@ class DerivedApp:
         try:
             status, headers, body = self._reply(environ, method)
         except PymagerError as error:  # raised by the service: an answer, not a crash
-            status, extra, problem = error_problem(error, method, environ.get("PATH_INFO", ""))
-            headers = [*problem_headers(), *extra, ("Content-Length", str(len(problem)))]
-            body = [problem]
+            status, headers, body = _error_reply(error, environ)
         except Exception:
             log.exception("unhandled error on %s %s", method, environ.get("PATH_INFO", ""))
             status, headers, body = _standard_problem(500, "the server failed to handle this request")
@@ -143,12 +144,9 @@ class DerivedApp:
         (the server then closes the connection unread); otherwise it is read and dropped in blocks, up
         to the limit, so the connection can be reused without the server buffering it whole (cheroot
         reads what is left in one ``read``; see ``pymager.web.bodies``)."""
-        length = environ.get("CONTENT_LENGTH") or ""
-        if length.isdigit() and int(length) > self._body_limit:
-            error = UploadTooLarge(f"the request body ({length} bytes) exceeds max_upload_bytes")
-            status, _, problem = error_problem(error, environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))
-            headers = [*problem_headers(), ("Content-Length", str(len(problem)))]
-            return status, headers, [problem]
+        too_large = oversized(environ.get("CONTENT_LENGTH"), self._body_limit)
+        if too_large is not None:
+            return _error_reply(too_large, environ)
         drain(environ.get("wsgi.input"), self._body_limit)
         return None
 

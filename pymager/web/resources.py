@@ -11,9 +11,9 @@ import cherrypy
 
 from pymager.config import Settings
 from pymager.domain import Original
-from pymager.errors import BadUpload, UploadTooLarge
+from pymager.errors import BadUpload
 from pymager.interfaces import IImageService, IMetrics
-from pymager.web.bodies import ClientTimedOut
+from pymager.web.bodies import ClientTimedOut, oversized
 from pymager.web.http import serve
 
 
@@ -45,9 +45,9 @@ def read_file_field() -> BinaryIO:
     content_type = request.headers.get("Content-Type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise BadUpload("send the image as multipart/form-data with a field named 'file'")
-    length = request.headers.get("Content-Length")
-    if length is not None and length.isdigit() and int(length) > request.body.maxbytes:
-        raise UploadTooLarge(f"the request body ({length} bytes) exceeds max_upload_bytes")
+    too_large = oversized(request.headers.get("Content-Length"), request.body.maxbytes)
+    if too_large is not None:
+        raise too_large
     try:
         request.body.process()
     except cherrypy.HTTPError:
