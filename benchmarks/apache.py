@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from benchmarks.servers import REPO, free_port
+from benchmarks.servers import REPO, free_port, stop_process
 
 STARTUP_DEADLINE = 60.0
 
@@ -35,12 +35,7 @@ class ApacheServers:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, 20)
 
 
 def _static_site(port: int, hit_file: Path) -> str:
