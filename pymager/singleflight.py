@@ -34,7 +34,8 @@ class SingleFlight(Generic[_T]):
 
     def run(self, key: str, work: Callable[[], _T], timeout: float) -> tuple[_T, bool]:
         """Return ``(result, shared)``; ``shared`` is true for a follower. A leader's exception is
-        raised in every caller; a follower that waits past ``timeout`` gets ``FlightTimeout``."""
+        raised in every caller (each follower raises its own copy, caused by the leader's); a follower
+        that waits past ``timeout`` gets ``FlightTimeout``."""
         with self._lock:
             flight = self._flights.get(key)
             leader = flight is None
@@ -54,5 +55,21 @@ class SingleFlight(Generic[_T]):
         if not flight.done.wait(timeout):
             raise FlightTimeout(key)
         if flight.error is not None:
-            raise flight.error
+            own = _copy_of(flight.error)
+            if own is flight.error:
+                raise own
+            raise own from flight.error
         return flight.result, True  # type: ignore[return-value]
+
+
+def _copy_of(error: BaseException) -> BaseException:
+    """A fresh exception like ``error`` (same class, arguments and attributes, no traceback) for one
+    follower to raise. Raising the leader's own object in every follower would chain each follower's
+    frames onto its one traceback, so that every logged traceback repeated all the others. ``error``
+    itself if its class cannot be copied so."""
+    try:
+        copy = type(error).__new__(type(error), *error.args)
+        copy.__dict__.update(vars(error))
+    except Exception:  # an exotic exception class: share the object rather than fail differently
+        return error
+    return copy

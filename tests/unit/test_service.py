@@ -6,6 +6,7 @@ import hashlib
 import io
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -284,6 +285,43 @@ def test_concurrent_requests_for_a_cold_derived_image_generate_it_once(world: Wo
     assert world.metrics.coalesced == 29
     assert len(bodies) == 30
     assert len(set(bodies)) == 1
+
+
+def test_requests_sharing_a_failed_generation_each_raise_their_own_error(world: World) -> None:
+    """Raising the leader's one exception object in every waiting thread would chain every thread's
+    frames onto its single traceback, and each logged traceback would repeat all the others."""
+    world.upload("sample", fake_image())
+    world.processor.gate = threading.Event()
+    derive = world.processor.derive
+
+    def derive_then_fail(*args: BinaryIO) -> None:
+        derive(*args)  # type: ignore[arg-type]  # records the call, then waits for the gate
+        raise CorruptImage("the JPEG data is corrupt or truncated: boom")
+
+    world.processor.derive = derive_then_fail  # type: ignore[method-assign]
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def fetch() -> None:
+        try:
+            world.service.derived_file("sample-30x30.png")
+        except CorruptImage as error:
+            with lock:
+                errors.append(error)
+
+    threads = [threading.Thread(target=fetch) for _ in range(30)]
+    for thread in threads:
+        thread.start()
+    assert world.processor.started.wait(5)
+    world.processor.gate.set()
+    for thread in threads:
+        thread.join()
+    assert len(world.processor.derive_calls) == 1
+    assert len(errors) == 30
+    assert {str(error) for error in errors} == {"the JPEG data is corrupt or truncated: boom"}
+    for error in errors:
+        frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
+        assert frames.count("fetch") == 1, frames
 
 
 def test_a_generation_in_another_process_makes_the_request_wait_then_answer_503() -> None:
