@@ -198,7 +198,7 @@ def wait_until_ready(server: Server) -> None:
         try:
             if requests.get(server.url("/health"), timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading
             pass
         if time.monotonic() > deadline:
             server.stop()
@@ -210,9 +210,11 @@ def _log_text(server: Server) -> str:
     return server.log_path.read_text(errors="replace") if server.log_path.exists() else "(no log)"
 
 
-def start_apache(directory: Path) -> Server:
+def start_apache(directory: Path, **extra: object) -> Server:
     """Render the shipped ``deploy/apache`` configuration for a free loopback port, start a real Apache
-    httpd with mod_wsgi on it (SQLite registry, two daemon processes) and wait until it answers."""
+    httpd with mod_wsgi on it (SQLite registry, two daemon processes) and wait until it answers.
+    ``extra`` goes to ``pymager.ini`` as in ``write_config``; with ``"auth.api_keys"`` the site passes
+    Bearer keys on to the application instead of asking for Basic credentials."""
     installation = apache.find_installation()
     if isinstance(installation, str):
         service_missing(installation)
@@ -228,6 +230,7 @@ def start_apache(directory: Path) -> Server:
         database_url,
         port,
         cache_control_derived=APACHE_CACHE_CONTROL_DERIVED,
+        **extra,
     )
     migrate.upgrade(database_url)
     htpasswd = apache.write_htpasswd(directory / "htpasswd")
@@ -246,7 +249,7 @@ def start_apache(directory: Path) -> Server:
         directory / "error.log",
         config,
         behind_apache=True,
-        auth=(apache.USER, apache.PASSWORD),
+        auth=None if "auth.api_keys" in extra else (apache.USER, apache.PASSWORD),
         metrics_directory=metrics_directory,
     )
     wait_until_ready(server)

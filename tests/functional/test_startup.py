@@ -225,7 +225,7 @@ def running_server(tmp_path: Path) -> Iterator[Callable[[list[str], dict[str, st
             try:
                 if requests.get(f"{base_url}/health", timeout=1).status_code == 200:
                     return base_url
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading
                 pass
             try:  # waits a little for the process, and notices at once if it dies
                 process.wait(timeout=0.05)
