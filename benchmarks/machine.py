@@ -1,10 +1,14 @@
-"""What the results were measured on, including the load average (other work makes numbers noisy)."""
+"""What the results were measured on, and how steady the machine was while they were taken: the load
+average, the CPU time the hypervisor stole, and a fixed CPU-bound probe timed before and after (on a
+shared virtual machine the same code can run 30% slower from one hour to the next)."""
 
 from __future__ import annotations
 
 import os
 import platform
+import statistics
 import subprocess
+import time
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -15,6 +19,39 @@ from PIL import features
 
 def loadavg() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+PROBE_RUNS = 9
+
+
+def cpu_times() -> list[int]:
+    """The machine's cumulative CPU times in ticks (/proc/stat: user … steal), or [] elsewhere."""
+    stat = Path("/proc/stat")
+    if not stat.exists():
+        return []
+    return [int(value) for value in stat.read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def steal_percent(before: list[int], after: list[int]) -> float | None:
+    """The share of CPU time between two ``cpu_times`` readings that the hypervisor gave elsewhere."""
+    if len(before) < 8 or len(after) < 8:
+        return None
+    spent = [later - earlier for earlier, later in zip(before, after, strict=True)]
+    total = sum(spent)
+    return round(100 * spent[7] / total, 1) if total else 0.0
+
+
+def cpu_probe() -> dict[str, float]:
+    """A fixed pure-Python loop timed ``PROBE_RUNS`` times (ms): its median says how fast the CPU ran
+    then, its spread how steadily; compare runs by it before comparing their figures."""
+    times = []
+    for _ in range(PROBE_RUNS):
+        started = time.perf_counter()
+        total = 0
+        for value in range(1_000_000):
+            total += value
+        times.append((time.perf_counter() - started) * 1000)
+    return {"median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1)}
 
 
 def describe(mode: str) -> dict[str, Any]:
@@ -40,4 +77,5 @@ def describe(mode: str) -> dict[str, Any]:
         "cheroot": version("cheroot"),
         "wrk": (wrk.stdout or wrk.stderr).split(" [")[0].strip() or "wrk",
         "loadavg_before": loadavg(),
+        "cpu_probe_before": cpu_probe(),
     }

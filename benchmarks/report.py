@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.machine import PROBE_RUNS
+
 
 @dataclass(frozen=True)
 class Target:
@@ -100,6 +102,20 @@ def _cell(value: float | None) -> str:
     return "not measured" if value is None else f"{value:g}"
 
 
+def _steadiness(machine: dict[str, Any]) -> str:
+    """How steady the CPU was: stolen time, and the CPU probe (median, slowest) before and after."""
+    parts = []
+    if machine.get("steal_percent") is not None:
+        parts.append(f"CPU time stolen by the hypervisor: {machine['steal_percent']:g}%.")
+    before, after = machine.get("cpu_probe_before"), machine.get("cpu_probe_after")
+    if before and after:
+        parts.append(
+            f"CPU probe (ms, median/slowest of {PROBE_RUNS}): {before['median_ms']:g}/{before['max_ms']:g} "
+            f"before, {after['median_ms']:g}/{after['max_ms']:g} after."
+        )
+    return " ".join(parts)
+
+
 def markdown(result: dict[str, Any]) -> str:
     figures, machine, notes = result["figures"], result["machine"], result["notes"]
     lines = [
@@ -107,7 +123,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"{machine['cpu']}, {machine['cores']} cores; Python {machine['python']}, Pillow {machine['pillow']} "
         f"(libjpeg {machine['libjpeg']}), CherryPy {machine['cherrypy']}, {machine['wrk']}. "
-        f"Load average before/after: {machine['loadavg_before']} / {machine['loadavg_after']}.",
+        f"Load average before/after: {machine['loadavg_before']} / {machine['loadavg_after']}. "
+        f"{_steadiness(machine)}",
         "",
         "| ratio | measures | target | value | holds |",
         "|---|---|---|---|---|",

@@ -81,9 +81,12 @@ def run(quick: bool) -> int:
     mode = QUICK if quick else FULL
     notes: list[str] = []
     described = machine.describe(mode.name)
+    times_before = machine.cpu_times()
     with tempfile.TemporaryDirectory(prefix="pymager-bench-") as directory:
         figures = _measure(mode, Path(directory), notes)
     described["loadavg_after"] = machine.loadavg()
+    described["steal_percent"] = machine.steal_percent(times_before, machine.cpu_times())
+    described["cpu_probe_after"] = machine.cpu_probe()
     result: dict[str, Any] = {
         "ratios": report.ratios(figures),
         "figures": figures,
