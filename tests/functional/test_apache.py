@@ -89,7 +89,6 @@ def test_cache_hit_is_served_by_apache_without_entering_python(apache_server: Se
 
     hits = [requests.get(url, timeout=10) for _ in range(5)]
     head = requests.head(url, timeout=10)
-    partial = requests.get(url, headers={"Range": "bytes=0-9"}, timeout=10)
 
     assert python_counts(apache_server) == before  # not one of these requests reached the application
     for hit in hits:
@@ -102,8 +101,34 @@ def test_cache_hit_is_served_by_apache_without_entering_python(apache_server: Se
     assert head.status_code == 200
     assert head.content == b""
     assert head.headers["Content-Length"] == str(len(miss.content))
+
+
+@pytest.mark.apache
+def test_a_range_of_a_cached_image_is_answered_by_the_application(
+    apache_server: Server, image_id: str
+) -> None:
+    """So that ranges get pymager's answers hit or miss: Apache's own 416 is an HTML page without
+    Content-Range, and it answers several ranges with multipart/byteranges."""
+    assert upload(apache_server, image_id, images.jpeg(300, 200)).status_code == 201
+    url = apache_server.url(f"/derived/{image_id}-60x40.png")
+    whole = requests.get(url, timeout=30)
+    assert whole.status_code == 200
+    hits, generated, generations = python_counts(apache_server)
+
+    partial = requests.get(url, headers={"Range": "bytes=0-9"}, timeout=10)
+    several = requests.get(url, headers={"Range": "bytes=0-1,4-5"}, timeout=10)
+    beyond = requests.get(url, headers={"Range": f"bytes={len(whole.content)}-"}, timeout=10)
+
+    assert python_counts(apache_server) == (hits + 3, generated, generations)
     assert partial.status_code == 206
-    assert partial.content == miss.content[:10]
+    assert partial.content == whole.content[:10]
+    assert partial.headers["Content-Range"] == f"bytes 0-9/{len(whole.content)}"
+    assert several.status_code == 200
+    assert several.content == whole.content
+    assert beyond.status_code == 416
+    assert beyond.headers["Content-Type"] == "application/problem+json"
+    assert beyond.json()["status"] == 416
+    assert beyond.headers["Content-Range"] == f"bytes */{len(whole.content)}"
 
 
 @pytest.mark.apache

@@ -316,10 +316,8 @@ def test_a_large_derived_image_streams_whole_and_by_range(server: Server, image_
     assert part.content == whole.content[start:]
     assert part.headers["Content-Range"] == f"bytes {start}-{size - 1}/{size}"
     beyond = requests.get(whole_url, headers={"Range": f"bytes={size}-"}, timeout=10)
-    assert beyond.status_code == 416
-    if not server.behind_apache:  # Apache answers a hit's bad range itself (HTML, no Content-Range)
-        assert_problem(beyond, 416)
-        assert beyond.headers["Content-Range"] == f"bytes */{size}"
+    assert_problem(beyond, 416)
+    assert beyond.headers["Content-Range"] == f"bytes */{size}"
     # A range asked of an image not generated yet: generated, then the range of it.
     cold = requests.get(
         server.url(f"/derived/{image_id}-299x299.png"), headers={"Range": "bytes=100-65635"}, timeout=30
