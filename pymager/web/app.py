@@ -63,6 +63,11 @@ class Request(cherrypy._cprequest.Request):  # type: ignore[misc]
     # A stalled upload leaves CherryPy for cheroot, which closes the connection quietly (408).
     throws = (KeyboardInterrupt, SystemExit, cherrypy.InternalRedirect, ClientTimedOut)
 
+    def process_query_string(self) -> None:
+        """Not parsed: pymager takes no query parameters (ids come from the path alone), so a query
+        string is ignored on every route, as on ``/derived``. CherryPy's parsing answered a query
+        string that is not UTF-8 with a 404, even for an image that exists."""
+
 
 class Root:
     """Not exposed itself: ``/`` is 404; its attributes are the resources (``/derived`` is routed

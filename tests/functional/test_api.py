@@ -557,6 +557,20 @@ def test_ids_come_from_the_path_never_the_query_string(server: Server, image_id:
     assert_problem(requests.get(server.url(f"/derived?segment={image_id}-10x10.jpg"), timeout=10), 404)
 
 
+@pytest.mark.parametrize("query", ["x=1", "%ff", "a=%ff%fe&b", "image_id=other"])
+@pytest.mark.parametrize("path", ["/original/{id}", "/derived/{id}-10x10.jpg", "/health"])
+def test_a_query_string_is_ignored_even_when_not_utf8(
+    server: Server, image_id: str, path: str, query: str
+) -> None:
+    upload(server, image_id, images.jpeg())
+    url = server.url(path.format(id=image_id))
+    plain = requests.get(url, timeout=30)
+    queried = requests.get(f"{url}?{query}", timeout=30)
+    assert plain.status_code == 200
+    assert queried.status_code == 200, queried.text
+    assert queried.content == plain.content or path == "/health"
+
+
 @pytest.mark.parametrize("path", ["/original/{id}/", "/derived/{id}-10x10.jpg/"])
 def test_a_trailing_slash_is_not_a_resource(server: Server, image_id: str, path: str) -> None:
     upload(server, image_id, images.jpeg())
