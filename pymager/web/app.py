@@ -63,6 +63,12 @@ class Request(cherrypy._cprequest.Request):  # type: ignore[misc]
     # A stalled upload leaves CherryPy for cheroot, which closes the connection quietly (408).
     throws = (KeyboardInterrupt, SystemExit, cherrypy.InternalRedirect, ClientTimedOut)
 
+    def respond(self, path_info: str) -> None:
+        """CherryPy's, then whatever body the resource left unread is read and dropped in blocks
+        (``pymager.web.bodies``); a client that stalls in it leaves as ``ClientTimedOut`` (408)."""
+        super().respond(path_info)
+        discard_unread(self)
+
     def process_query_string(self) -> None:
         """Not parsed: pymager takes no query parameters (ids come from the path alone), so a query
         string is ignored on every route, as on ``/derived``. CherryPy's parsing answered a query
@@ -88,7 +94,6 @@ def app_config(settings: Settings) -> dict[str, dict[str, Any]]:
             "error_page.default": error_page,
             "tools.problems.on": True,
             "tools.refuse_oversized.on": True,
-            "tools.discard_unread.on": True,
             "tools.write_auth.on": bool(settings.api_keys),
             "tools.write_auth.key_hashes": settings.api_keys,
             "tools.encode.on": False,
@@ -103,7 +108,6 @@ def make_app(service: IImageService, metrics: IMetrics, settings: Settings) -> R
     cherrypy.tools.problems = problems
     cherrypy.tools.write_auth = write_auth
     cherrypy.tools.refuse_oversized = refuse_oversized
-    cherrypy.tools.discard_unread = discard_unread
     announce(settings.api_keys)
     root = Root(service, metrics, settings)
     application = cherrypy.Application(root, script_name="", config=app_config(settings))

@@ -8,7 +8,8 @@ gigabyte would make the server allocate a gigabyte (or fail with ``MemoryError``
   the connection after a 413 instead of reading the body;
 - whatever body is still unread when the resource has answered is read and discarded here in small
   blocks, never more than the body limit (beyond it, the connection is not reused);
-- a client that stalls mid-body is cut off after ``socket_timeout`` (``ClientTimedOut``);
+- a client that stalls mid-body is cut off after ``socket_timeout`` (``ClientTimedOut``), the body of
+  an upload or one left unread;
 - CherryPy's multipart line reader is bounded (``_readline``), so a part without newlines streams too.
 """
 
@@ -62,9 +63,10 @@ def _refuse_oversized() -> None:
     request.process_request_body = False
 
 
-def _discard_unread() -> None:
-    """``on_end_resource`` hook: read and drop the unread body in blocks, up to the body limit."""
-    request = cherrypy.serving.request
+def discard_unread(request: cherrypy._cprequest.Request) -> None:
+    """Once the CherryPy resource has answered: read and drop the unread body in blocks, up to the body
+    limit. Called by the request itself, not as a hook: CherryPy logs a traceback for any error a hook
+    raises, and a stalled client (``ClientTimedOut``) is not an error of the server's."""
     length = request.headers.get("Content-Length")
     if request.method not in request.methods_with_bodies and (length is None or not length.isdigit()):
         return
@@ -74,10 +76,14 @@ def _discard_unread() -> None:
 
 
 def drain(stream: BinaryIO | None, budget: int) -> None:
-    """Read and drop what is left of a request body, in blocks, up to ``budget`` bytes."""
+    """Read and drop what is left of a request body, in blocks, up to ``budget`` bytes. A client that
+    stops sending it gets ``ClientTimedOut``: the answer cannot be sent before the body is read (the
+    HTTP server would read it first), and a timed-out socket cannot be read again."""
     while stream is not None and budget > 0:
         try:
             block = stream.read(min(_BLOCK, budget))
+        except TimeoutError:
+            raise ClientTimedOut() from None
         except (OSError, ValueError):  # the client went away, or a broken chunked encoding
             return
         if not block:
@@ -111,4 +117,3 @@ _cpreqbody.SizedReader.readline = _readline
 
 
 refuse_oversized = cherrypy.Tool("before_request_body", _refuse_oversized, name="refuse_oversized")
-discard_unread = cherrypy.Tool("on_end_resource", _discard_unread, name="discard_unread")

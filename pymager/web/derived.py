@@ -20,7 +20,7 @@ from cherrypy._cplogging import LogManager
 from pymager.config import Settings
 from pymager.errors import PymagerError
 from pymager.interfaces import IImageService
-from pymager.web.bodies import body_limit, drain, oversized
+from pymager.web.bodies import ClientTimedOut, body_limit, drain, oversized
 from pymager.web.errors import error_problem, problem_headers, problem_json
 from pymager.web.http import CHUNK, Answer, answer
 
@@ -97,6 +97,8 @@ class DerivedApp:
             status, headers, body = self._reply(environ, method)
         except PymagerError as error:  # raised by the service: an answer, not a crash
             status, headers, body = _error_reply(error, environ)
+        except ClientTimedOut:
+            raise  # the client stalled mid-body: the HTTP server answers 408 and closes
         except Exception:
             log.exception("unhandled error on %s %s", method, environ.get("PATH_INFO", ""))
             status, headers, body = _standard_problem(500, "the server failed to handle this request")

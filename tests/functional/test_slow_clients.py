@@ -84,6 +84,39 @@ def test_stalled_upload_is_cut_off_while_others_are_served(impatient: Server, wh
     assert impatient.leaves_nothing(image_id)
 
 
+# Requests answered before their body is read: a duplicate id (409), an invalid id (400), a route that
+# takes no body (405), and a hit on /derived sent with a body (read and dropped).
+EARLY_ANSWERS = {
+    "duplicate-id": "POST /original/{id}",
+    "invalid-id": "POST /original/bad.id",
+    "read-only-route": "POST /derived/{id}-10x10.jpg",
+    "hit-with-a-body": "GET /derived/{id}-10x10.jpg",
+}
+
+
+@pytest.mark.parametrize("request_line", EARLY_ANSWERS.values(), ids=list(EARLY_ANSWERS))
+def test_a_body_stalled_after_an_early_answer_is_cut_off_with_408(
+    impatient: Server, request_line: str
+) -> None:
+    """The unread body is drained before the answer is sent (so the connection can be reused); a
+    client that stops sending it is cut off like a stalled upload, never left without an answer
+    while the server logs a traceback."""
+    image_id = f"early-{uuid.uuid4().hex[:12]}"
+    stored = requests.post(
+        impatient.url(f"/original/{image_id}"), files={"file": ("a", images.jpeg())}, timeout=10
+    )
+    assert stored.status_code == 201
+    assert requests.get(impatient.url(f"/derived/{image_id}-10x10.jpg"), timeout=30).status_code == 200
+    head = f"{request_line.format(id=image_id)} HTTP/1.1\r\nHost: pymager\r\n"
+    with _connect(impatient) as stalled:
+        stalled.sendall(head.encode() + b"Content-Length: 100000\r\n\r\n" + b"x" * 1000)
+        received, waited = _wait_for_close(stalled)
+    assert waited < CUT_OFF_DEADLINE
+    assert received.startswith(b"HTTP/1.1 408"), received[:200]
+    assert "Traceback" not in impatient.log_path.read_text()
+    assert impatient.rows(image_id) == (1, 1)
+
+
 def _peak_memory(server: Server) -> int:
     """The server process's peak resident set size (VmHWM), in bytes."""
     for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
