@@ -261,6 +261,19 @@ def test_derived_segment_errors(world: World, segment: str, error: type[Exceptio
     assert world.processor.derive_calls == []
 
 
+def race_behind_the_gate(world: World, fetch: Callable[[], None], count: int) -> None:
+    """Run ``fetch`` in ``count`` threads while the processor's gate holds the first generation, then
+    open the gate and wait for every thread."""
+    assert world.processor.gate is not None
+    threads = [threading.Thread(target=fetch) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    assert world.processor.started.wait(5)
+    world.processor.gate.set()
+    for thread in threads:
+        thread.join()
+
+
 def test_concurrent_requests_for_a_cold_derived_image_generate_it_once(world: World) -> None:
     world.upload("sample", fake_image())
     world.processor.gate = threading.Event()
@@ -272,13 +285,7 @@ def test_concurrent_requests_for_a_cold_derived_image_generate_it_once(world: Wo
         with lock:
             bodies.append(body)
 
-    threads = [threading.Thread(target=fetch) for _ in range(30)]
-    for thread in threads:
-        thread.start()
-    assert world.processor.started.wait(5)
-    world.processor.gate.set()
-    for thread in threads:
-        thread.join()
+    race_behind_the_gate(world, fetch, 30)
     assert len(world.processor.derive_calls) == 1
     assert len(world.metrics.generated) == 1
     assert sorted(world.metrics.served) == ["disk"] * 29 + ["generated"]
@@ -309,13 +316,7 @@ def test_requests_sharing_a_failed_generation_each_raise_their_own_error(world: 
             with lock:
                 errors.append(error)
 
-    threads = [threading.Thread(target=fetch) for _ in range(30)]
-    for thread in threads:
-        thread.start()
-    assert world.processor.started.wait(5)
-    world.processor.gate.set()
-    for thread in threads:
-        thread.join()
+    race_behind_the_gate(world, fetch, 30)
     assert len(world.processor.derive_calls) == 1
     assert len(errors) == 30
     assert {str(error) for error in errors} == {"the JPEG data is corrupt or truncated: boom"}
