@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+from pymager.errors import PymagerError
 
 _T = TypeVar("_T")
 
@@ -63,13 +66,19 @@ class SingleFlight(Generic[_T]):
 
 
 def _copy_of(error: BaseException) -> BaseException:
-    """A fresh exception like ``error`` (same class, arguments and attributes, no traceback) for one
-    follower to raise. Raising the leader's own object in every follower would chain each follower's
-    frames onto its one traceback, so that every logged traceback repeated all the others. ``error``
-    itself if its class cannot be copied so."""
+    """A fresh exception like ``error``, without its traceback, for one follower to raise: raising the
+    leader's own object in every follower would chain each follower's frames onto its one traceback,
+    so that every logged traceback repeated all the others.
+
+    pymager's own errors hold their state in ``args`` and attributes (their constructors format a
+    message, so they are not called again); any other is copied by its pickling protocol
+    (``copy.copy``), which keeps what built-in exceptions hold outside ``args`` (an ``OSError``'s file
+    name). ``error`` itself if that fails."""
     try:
-        copy = type(error).__new__(type(error), *error.args)
-        copy.__dict__.update(vars(error))
-    except Exception:  # an exotic exception class: share the object rather than fail differently
+        if isinstance(error, PymagerError):
+            own = type(error).__new__(type(error), *error.args)
+            own.__dict__.update(vars(error))
+            return own
+        return copy.copy(error)
+    except Exception:  # an exception class that cannot be copied: share the object
         return error
-    return copy

@@ -317,9 +317,11 @@ def test_requests_sharing_a_failed_generation_each_raise_their_own_error(world: 
                 errors.append(error)
 
     race_behind_the_gate(world, fetch, 30)
-    assert len(world.processor.derive_calls) == 1
     assert len(errors) == 30
     assert {str(error) for error in errors} == {"the JPEG data is corrupt or truncated: boom"}
+    # Followers raise a copy caused by the leader's error. (A thread that arrives after the failure
+    # leads a generation of its own, so how many joined is left to the scheduler; most do.)
+    assert [error for error in errors if error.__cause__ is not None]
     for error in errors:
         frames = [frame.name for frame in traceback.extract_tb(error.__traceback__)]
         assert frames.count("fetch") == 1, frames
