@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import cherrypy
 
@@ -54,6 +54,8 @@ class Request(cherrypy._cprequest.Request):  # type: ignore[misc]
     would apply them again on every request."""
 
     error_response = staticmethod(handle_exception)
+    # A class attribute, not config: also for errors found before config applies (no Host header).
+    error_page: ClassVar[dict[str, Any]] = {"default": error_page}
     show_tracebacks = False
     show_mismatched_params = False
     methods_with_bodies = ("POST",)
@@ -91,7 +93,6 @@ def app_config(settings: Settings) -> dict[str, dict[str, Any]]:
             "request.dispatch": MethodDispatcher(),
             "wsgi.ExceptionTrapper.throws": (KeyboardInterrupt, SystemExit, ClientTimedOut),
             "request.body.maxbytes": body_limit(settings),
-            "error_page.default": error_page,
             "tools.problems.on": True,
             "tools.refuse_oversized.on": True,
             "tools.write_auth.on": bool(settings.api_keys),

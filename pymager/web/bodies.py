@@ -72,13 +72,17 @@ def discard_unread(request: cherrypy._cprequest.Request) -> None:
         return
     if str(cherrypy.serving.response.status).startswith("413"):
         return
-    drain(request.rfile, request.body.maxbytes or 0)
+    if request.body is not None:
+        limit = request.body.maxbytes
+    else:  # CherryPy refused the request before making its body (a 400 for a missing Host header)
+        limit = request.app.config.get("/", {}).get("request.body.maxbytes")
+    drain(request.rfile, limit or 0)
 
 
 def drain(stream: BinaryIO | None, budget: int) -> None:
     """Read and drop what is left of a request body, in blocks, up to ``budget`` bytes. A client that
-    stops sending it gets ``ClientTimedOut``: the answer cannot be sent before the body is read (the
-    HTTP server would read it first), and a timed-out socket cannot be read again."""
+    stops sending it gets ``ClientTimedOut`` (408): on a connection it keeps open, cheroot reads the
+    rest of the body before sending any answer, and it cannot read a timed-out socket again."""
     while stream is not None and budget > 0:
         try:
             block = stream.read(min(_BLOCK, budget))

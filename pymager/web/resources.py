@@ -13,7 +13,7 @@ from pymager.config import Settings
 from pymager.domain import Original
 from pymager.errors import BadUpload
 from pymager.interfaces import IImageService, IMetrics
-from pymager.web.bodies import ClientTimedOut, oversized
+from pymager.web.bodies import ClientTimedOut, drain, oversized
 from pymager.web.http import serve
 
 
@@ -102,7 +102,11 @@ class OriginalResource:
         return _json(201, _original_json(original))
 
     def DELETE(self, *path: str, **_query: str) -> bytes:  # noqa: N802
-        self._service.delete_original(only_segment(path))
+        image_id = only_segment(path)
+        # A body is read and dropped first: a client that stalls in it gets 408 with nothing deleted.
+        request = cherrypy.serving.request
+        drain(request.rfile, request.body.maxbytes or 0)
+        self._service.delete_original(image_id)
         cherrypy.serving.response.status = 204
         return b""
 

@@ -8,6 +8,7 @@ import http.client
 import io
 import random
 import re
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -294,6 +295,28 @@ def test_malformed_multipart_is_bad_request_and_leaves_nothing(
     assert_problem(response, status, detail)
     assert target.leaves_nothing(image_id)
     assert_healthy(target)
+
+
+@pytest.mark.parametrize("method", ["POST", "GET", "DELETE"])
+def test_a_request_without_host_is_bad_request_even_with_a_body(
+    standalone: Server, image_id: str, method: str
+) -> None:
+    """CherryPy refuses an HTTP/1.1 request without Host before it makes the request's body; the body
+    sent with it is still read and dropped, and the answer is the 400 problem, not a 500."""
+    upload(standalone, image_id, images.jpeg())
+    host, port = standalone.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(
+            f"{method} /original/{image_id} HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello".encode()
+        )
+        response = http.client.HTTPResponse(connection)
+        response.begin()
+        body = response.read()
+    assert response.status == 400, body
+    assert response.getheader("Content-Type") == "application/problem+json"
+    assert b"Host" in body
+    assert standalone.rows(image_id) == (1, 0)
+    assert_healthy(standalone)
 
 
 def test_declared_length_over_the_limit_is_refused_before_reading(standalone: Server, image_id: str) -> None:

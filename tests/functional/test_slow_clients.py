@@ -91,6 +91,7 @@ EARLY_ANSWERS = {
     "invalid-id": "POST /original/bad.id",
     "read-only-route": "POST /derived/{id}-10x10.jpg",
     "hit-with-a-body": "GET /derived/{id}-10x10.jpg",
+    "delete-with-a-body": "DELETE /original/{id}",  # read before deleting: nothing is deleted
 }
 
 
