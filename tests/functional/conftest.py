@@ -190,7 +190,16 @@ def start_server(
 
 
 def wait_until_ready(server: Server) -> None:
-    """Poll /health (with a deadline) until it answers 200; stop the server and raise if it never does."""
+    """Poll /health (with a deadline) until it answers 200; stop the server and raise if it never does
+    (or if anything fails meanwhile: a server left running would outlive the test session)."""
+    try:
+        _poll_until_ready(server)
+    except BaseException:
+        server.stop()
+        raise
+
+
+def _poll_until_ready(server: Server) -> None:
     deadline = time.monotonic() + STARTUP_DEADLINE
     while True:
         if server.process.poll() is not None:
@@ -201,7 +210,6 @@ def wait_until_ready(server: Server) -> None:
         except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading
             pass
         if time.monotonic() > deadline:
-            server.stop()
             raise RuntimeError(f"server not ready after {STARTUP_DEADLINE}s:\n{_log_text(server)}")
         time.sleep(0.05)  # polling a starting process, bounded by the deadline above
 
