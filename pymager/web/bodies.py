@@ -76,6 +76,12 @@ def discard_unread(request: cherrypy._cprequest.Request) -> None:
         limit = request.body.maxbytes
     else:  # CherryPy refused the request before making its body (a 400 for a missing Host header)
         limit = request.app.config.get("/", {}).get("request.body.maxbytes")
+    too_large = oversized(length, limit or 0)
+    if too_large is not None:  # answered before the 413 check ran: cheroot would read the rest at once
+        response = cherrypy.serving.response
+        response.body = problem_for(too_large)
+        response.finalize()
+        return
     drain(request.rfile, limit or 0)
 
 
