@@ -80,6 +80,7 @@ def discard_unread(request: cherrypy._cprequest.Request) -> None:
     if too_large is not None:  # answered before the 413 check ran: cheroot would read the rest at once
         response = cherrypy.serving.response
         response.body = problem_for(too_large)
+        response.headers.pop("Content-Length", None)  # the first answer's: finalize sets this one's
         response.finalize()
         return
     drain(request.rfile, limit or 0)

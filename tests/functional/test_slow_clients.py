@@ -181,5 +181,8 @@ def test_huge_declared_length_is_refused_at_once_without_allocating(impatient: S
             received, waited = _wait_for_close(connection)
         assert received.startswith(b"HTTP/1.1 413"), received[:200]
         assert waited < SOCKET_TIMEOUT
+        head, _, body = received.partition(b"\r\n\r\n")
+        if method != "HEAD":  # the length of the problem actually sent, not of an earlier answer
+            assert f"Content-Length: {len(body)}\r\n".encode() in head + b"\r\n", received
     assert _peak_memory(impatient) - before < MEMORY_SLACK
     assert requests.get(impatient.url("/health"), timeout=10).status_code == 200
