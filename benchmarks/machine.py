@@ -1,6 +1,6 @@
 """What the results were measured on, and how steady the machine was while they were taken: the load
 average, the CPU time the hypervisor stole, and a fixed CPU-bound probe timed before and after (on a
-shared virtual machine the same code can run 30% slower from one hour to the next)."""
+shared virtual machine the same code can run a third slower from one run to the next, or within one)."""
 
 from __future__ import annotations
 
