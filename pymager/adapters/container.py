@@ -19,6 +19,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from pymager.config import Settings
 from pymager.errors import CorruptImage
 
 Buffer = bytes | mmap.mmap
@@ -36,14 +37,15 @@ _GIF_METADATA_LABELS = frozenset({0x01, 0xFE, 0xFF})  # plain text, comment, app
 
 @dataclass(frozen=True)
 class DecodeLimits:
-    """What an uploaded image may demand of the decoders. Every field is a setting (see the README)."""
+    """What an uploaded image may demand of the decoders. Every field is a setting (see the README),
+    with the setting's default."""
 
-    max_pixels: int = 50_000_000
-    max_image_side: int = 20_000
-    max_frames: int = 1_000
-    max_animation_pixels: int = 250_000_000
-    max_jpeg_scans: int = 100
-    max_metadata_bytes: int = 4 * 1024 * 1024
+    max_pixels: int = Settings.max_pixels
+    max_image_side: int = Settings.max_image_side
+    max_frames: int = Settings.max_frames
+    max_animation_pixels: int = Settings.max_animation_pixels
+    max_jpeg_scans: int = Settings.max_jpeg_scans
+    max_metadata_bytes: int = Settings.max_metadata_bytes
 
     def check_size(self, width: int, height: int) -> None:
         """Refuse a picture (or GIF canvas, or frame) of ``width`` x ``height``."""
