@@ -261,14 +261,17 @@ def test_derived_segment_errors(world: World, segment: str, error: type[Exceptio
     assert world.processor.derive_calls == []
 
 
-def race_behind_the_gate(world: World, fetch: Callable[[], None], count: int) -> None:
-    """Run ``fetch`` in ``count`` threads while the processor's gate holds the first generation, then
-    open the gate and wait for every thread."""
+def race_behind_the_gate(
+    world: World, fetch: Callable[[], None], count: int, meanwhile: Callable[[], object] = lambda: None
+) -> None:
+    """Run ``fetch`` in ``count`` threads while the processor's gate holds the first generation, call
+    ``meanwhile`` once it has started, then open the gate and wait for every thread."""
     assert world.processor.gate is not None
     threads = [threading.Thread(target=fetch) for _ in range(count)]
     for thread in threads:
         thread.start()
     assert world.processor.started.wait(5)
+    meanwhile()
     world.processor.gate.set()
     for thread in threads:
         thread.join()
@@ -453,12 +456,7 @@ def test_a_delete_during_generation_leaves_no_derived_file_or_row(world: World) 
         except ImageNotFound as exc:
             errors.append(exc)
 
-    thread = threading.Thread(target=fetch)
-    thread.start()
-    assert world.processor.started.wait(5)
-    world.service.delete_original("sample")
-    world.processor.gate.set()
-    thread.join()
+    race_behind_the_gate(world, fetch, 1, meanwhile=lambda: world.service.delete_original("sample"))
     assert len(errors) == 1
     assert world.blobs.files == {}
     assert world.registry.tables.derived == {}
@@ -509,13 +507,11 @@ def test_an_original_replaced_during_generation_asks_to_retry_and_publishes_noth
         except ServiceUnavailable as exc:
             errors.append(exc)
 
-    thread = threading.Thread(target=fetch)
-    thread.start()
-    assert world.processor.started.wait(5)
-    world.service.delete_original("sample")
-    world.upload("sample", fake_image(ImageFormat.PNG, 20, 20))
-    world.processor.gate.set()
-    thread.join()
+    def replace_the_original() -> None:
+        world.service.delete_original("sample")
+        world.upload("sample", fake_image(ImageFormat.PNG, 20, 20))
+
+    race_behind_the_gate(world, fetch, 1, meanwhile=replace_the_original)
     assert len(errors) == 1
     assert errors[0].retry_after == 1
     assert "derived/sample/5x5.png" not in world.blobs.files
