@@ -100,12 +100,14 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
+# The registry databases a test runs against: SQLite always, PostgreSQL where it is available.
+DATABASES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a migrated, empty registry database."""
     if request.param == "postgres":
@@ -123,15 +125,10 @@ def registry(database_url: str) -> Iterator[SqlRegistry]:
     registry.dispose()
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
+@pytest.fixture(params=DATABASES)
 def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty database of this test's own (never migrated)."""
     if request.param == "postgres":
         make_postgres_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
         return make_postgres_database()
-    return f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    return sqlite_url(tmp_path / "empty.sqlite3")

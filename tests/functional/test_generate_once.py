@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from tests import images
+from tests.conftest import DATABASES, sqlite_url
 from tests.functional.conftest import Server, all_at_once, start_server
 
 CRASH_DEADLINE = 30.0
@@ -64,18 +65,13 @@ def test_100_concurrent_requests_in_one_process_generate_once(server: Server, im
     assert server.rows(image_id) == (1, 1)
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
+@pytest.fixture(params=DATABASES)
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Server]]:
     """Two server processes sharing one registry and one data directory."""
     if request.param == "postgres":
         database_url: str = request.getfixturevalue("make_postgres_database")()
     else:
-        database_url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+        database_url = sqlite_url(tmp_path / "shared.sqlite3")
     shared = tmp_path / "shared-data"
     servers = [start_server(tmp_path / f"server{n}", database_url, shared) for n in range(2)]
     yield servers
@@ -114,18 +110,25 @@ def _temporaries(directory: Path) -> list[Path]:
     return [path for path in directory.glob(".tmp-*")] if directory.is_dir() else []
 
 
+def _kill_once_staged(server: Server, request: Callable[[], None], staged_in: Path, what: str) -> None:
+    """Send ``request`` from a thread, SIGKILL the server as soon as a temporary file appears in
+    ``staged_in`` (the work is under way), and wait for the process and the request to end."""
+    thread = threading.Thread(target=request)
+    thread.start()
+    wait_for(lambda: bool(_temporaries(staged_in)), what)
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    thread.join()
+
+
 @pytest.mark.multiprocess
 def test_kill_during_generation_leaves_no_torn_file_and_is_repaired(tmp_path: Path) -> None:
     server = start_server(tmp_path / "a", f"sqlite:///{tmp_path / 'r.sqlite3'}", tmp_path / "data")
     try:
         assert upload(server, "big", slow_png()).status_code == 201
         derived_dir = server.data_directory / "derived" / "big"
-        request = threading.Thread(target=_swallow, args=(server.url("/derived/big-1000x1000.png"),))
-        request.start()
-        wait_for(lambda: bool(_temporaries(derived_dir)), "the generation to start")
-        os.kill(server.process.pid, signal.SIGKILL)
-        server.process.wait()
-        request.join()
+        url = server.url("/derived/big-1000x1000.png")
+        _kill_once_staged(server, lambda: _swallow(url), derived_dir, "the generation to start")
     finally:
         server.stop()
 
@@ -160,12 +163,10 @@ def test_a_restarted_server_takes_over_the_claim_of_a_killed_one_at_once(tmp_pat
     server = start_server(tmp_path / "a", database_url, tmp_path / "data", **config)
     try:
         assert upload(server, "big", slow_png()).status_code == 201
-        request = threading.Thread(target=_swallow, args=(server.url("/derived/big-700x700.jpg"),))
-        request.start()
-        wait_for(lambda: bool(_temporaries(server.data_directory / "derived" / "big")), "the generation")
-        os.kill(server.process.pid, signal.SIGKILL)
-        server.process.wait()
-        request.join()
+        url = server.url("/derived/big-700x700.jpg")
+        _kill_once_staged(
+            server, lambda: _swallow(url), server.data_directory / "derived" / "big", "the generation"
+        )
     finally:
         server.stop()
     restarted = start_server(tmp_path / "b", database_url, server.data_directory, **config)
@@ -183,12 +184,10 @@ def test_kill_during_upload_leaves_no_row_or_file_and_is_repaired(tmp_path: Path
     server = start_server(tmp_path / "a", f"sqlite:///{tmp_path / 'r.sqlite3'}", tmp_path / "data")
     originals = server.data_directory / "originals"
     try:
-        request = threading.Thread(target=_swallow_post, args=(server, "uploading", slow_png()))
-        request.start()
-        wait_for(lambda: bool(_temporaries(originals)), "the upload to be staged")
-        os.kill(server.process.pid, signal.SIGKILL)
-        server.process.wait()
-        request.join()
+        data = slow_png()
+        _kill_once_staged(
+            server, lambda: _swallow_post(server, "uploading", data), originals, "the upload to be staged"
+        )
     finally:
         server.stop()
     assert server.rows("uploading") == (0, 0)
