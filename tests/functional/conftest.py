@@ -3,6 +3,7 @@ httpd with mod_wsgi (``deploy/apache``, on SQLite)."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -88,6 +89,18 @@ def write_config(path: Path, data_directory: Path, database_url: str, port: int,
         lines += [f"[{section}]", *(f"{name} = {value}" for name, value in entries.items())]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def assert_problem(response: requests.Response, status: int, detail: str = "") -> dict[str, object]:
+    """The response is an RFC 9457 problem with ``status`` whose detail matches ``detail``."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body.keys() == {"type", "title", "status", "detail"}
+    assert body["status"] == status
+    assert re.search(detail, str(body["detail"])), body["detail"]
+    assert "Traceback" not in response.text
+    return body  # type: ignore[no-any-return]
 
 
 def sample_value(text_format: str, name: str, labels: dict[str, str]) -> float:

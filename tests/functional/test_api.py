@@ -15,7 +15,7 @@ import requests
 from PIL import Image
 
 from tests import images
-from tests.functional.conftest import MAX_DIMENSION, MAX_UPLOAD_BYTES, Server, all_at_once
+from tests.functional.conftest import MAX_DIMENSION, MAX_UPLOAD_BYTES, Server, all_at_once, assert_problem
 
 
 def upload(server: Server, image_id: str, data: bytes, field: str = "file") -> requests.Response:
@@ -25,16 +25,6 @@ def upload(server: Server, image_id: str, data: bytes, field: str = "file") -> r
         auth=server.auth,
         timeout=30,
     )
-
-
-def assert_problem(response: requests.Response, status: int) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status
-    assert {"type", "title", "status", "detail"} <= body.keys()
-    assert "Traceback" not in response.text
-    return body  # type: ignore[no-any-return]
 
 
 # -- POST /original/<id> ---------------------------------------------------------------------------

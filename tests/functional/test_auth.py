@@ -3,6 +3,7 @@ public; the configuration holds only hashes."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
@@ -14,7 +15,7 @@ import requests
 
 from pymager.config import ConfigError, hash_api_key, load_settings
 from tests import images
-from tests.functional.conftest import REPO, Server, start_apache, start_server
+from tests.functional.conftest import REPO, Server, assert_problem, start_apache, start_server
 
 KEY = "correct-horse-battery-staple"
 OTHER_KEY = "second key for the backup job"
@@ -59,13 +60,9 @@ def post(server: Server, image_id: str, headers: dict[str, str] | None = None) -
 
 
 def assert_unauthorized(response: requests.Response, detail: str) -> None:
-    assert response.status_code == 401, response.text
+    body = assert_problem(response, 401, re.escape(detail))
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="pymager"'
-    assert response.headers["Content-Type"] == "application/problem+json"
-    body = response.json()
     assert body["type"] == "urn:pymager:problem:unauthorized"
-    assert body["status"] == 401
-    assert detail in body["detail"]
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import io
 import random
-import re
 import socket
 from collections.abc import Callable
 
@@ -16,7 +15,7 @@ import requests
 from PIL import Image
 
 from tests import images
-from tests.functional.conftest import MAX_DIMENSION, MAX_UPLOAD_BYTES, Server
+from tests.functional.conftest import MAX_DIMENSION, MAX_UPLOAD_BYTES, Server, assert_problem
 
 PYMAGER_PROBLEM = "urn:pymager:problem:"
 
@@ -45,18 +44,6 @@ def upload(
         auth=server.auth,
         timeout=60,
     )
-
-
-def assert_problem(response: requests.Response, status: int, detail: str = "") -> dict[str, object]:
-    """The response is an RFC 9457 problem with ``status`` whose detail matches ``detail``."""
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body.keys() == {"type", "title", "status", "detail"}
-    assert body["status"] == status
-    assert re.search(detail, str(body["detail"])), body["detail"]
-    assert "Traceback" not in response.text
-    return body  # type: ignore[no-any-return]
 
 
 def assert_healthy(server: Server) -> None:
