@@ -3,6 +3,7 @@ httpd with mod_wsgi (``deploy/apache``, on SQLite)."""
 
 from __future__ import annotations
 
+import enum
 import re
 import socket
 import subprocess
@@ -13,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import pytest
 import requests
@@ -21,7 +22,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from pymager.adapters.db import migrate
-from tests.conftest import service_missing
+from tests.conftest import service_missing, sqlite_url
 from tests.functional import apache
 
 REPO = Path(__file__).resolve().parents[2]
@@ -178,6 +179,37 @@ class Server:
             self.process.wait()
 
 
+class _Credentials(enum.Enum):
+    SERVERS = enum.auto()
+
+
+def upload(
+    server: Server,
+    image_id: str,
+    data: bytes,
+    *,
+    field: str = "file",
+    filename: str = "photo.jpg",
+    content_type: str = "image/jpeg",
+    form: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    auth: tuple[str, str] | Literal[_Credentials.SERVERS] | None = _Credentials.SERVERS,
+    timeout: float = 60,
+) -> requests.Response:
+    """POST ``data`` to ``/original/<image_id>`` as the multipart part ``field`` (with ``filename`` and
+    ``content_type``), beside the text fields ``form``. ``auth`` is Basic credentials: the server's own
+    (``server.auth``, what Apache guards writes with) unless given; ``None`` sends none, for ``headers``
+    such as a Bearer ``Authorization`` or for an anonymous write."""
+    return requests.post(
+        server.url(f"/original/{image_id}"),
+        files={field: (filename, data, content_type)},
+        data=form,
+        headers=headers,
+        auth=server.auth if auth is _Credentials.SERVERS else auth,
+        timeout=timeout,
+    )
+
+
 def start_server(
     directory: Path, database_url: str, data_directory: Path | None = None, **extra: object
 ) -> Server:
@@ -243,7 +275,7 @@ def start_apache(directory: Path, **extra: object) -> Server:
     data_directory.mkdir(parents=True)
     metrics_directory = directory / "metrics"  # emptied at each start: a new directory here
     metrics_directory.mkdir()
-    database_url = f"sqlite:///{directory / 'registry.sqlite3'}"
+    database_url = sqlite_url(directory / "registry.sqlite3")
     port = free_port()
     config = write_config(
         directory / "pymager.ini",
@@ -310,7 +342,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         make_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
         database_url = make_database()
     else:
-        database_url = f"sqlite:///{directory / 'registry.sqlite3'}"
+        database_url = sqlite_url(directory / "registry.sqlite3")
     running = start_server(directory, database_url)
     yield running
     _stop_and_check_log(running)

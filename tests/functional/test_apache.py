@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests import images
+from tests.conftest import sqlite_url
 from tests.functional import apache
 from tests.functional.conftest import (
     APACHE_CACHE_CONTROL_DERIVED,
@@ -25,16 +26,11 @@ from tests.functional.conftest import (
     all_at_once,
     assert_problem,
     start_server,
+    upload,
     write_config,
 )
 
 VALIDATORS = ("ETag", "Last-Modified", "Content-Type", "Content-Length", "Cache-Control")
-
-
-def upload(server: Server, image_id: str, data: bytes) -> requests.Response:
-    return requests.post(
-        server.url(f"/original/{image_id}"), files={"file": ("x", data)}, auth=server.auth, timeout=60
-    )
 
 
 def python_counts(server: Server) -> tuple[float, float, float]:
@@ -171,8 +167,8 @@ def test_writes_need_the_password_and_reads_do_not(apache_server: Server, image_
     url = apache_server.url(f"/original/{image_id}")
     data = images.png(20, 20)
 
-    anonymous = requests.post(url, files={"file": ("x", data)}, timeout=10)
-    wrong = requests.post(url, files={"file": ("x", data)}, auth=(apache.USER, "guess"), timeout=10)
+    anonymous = upload(apache_server, image_id, data, auth=None, timeout=10)
+    wrong = upload(apache_server, image_id, data, auth=(apache.USER, "guess"), timeout=10)
     assert anonymous.status_code == wrong.status_code == 401
     assert anonymous.headers["WWW-Authenticate"].startswith("Basic")
     assert apache_server.leaves_nothing(image_id)
@@ -225,7 +221,7 @@ def test_rendered_site_takes_data_directory_and_cache_control_from_pymager_ini(t
     config = write_config(
         tmp_path / "pymager.ini",
         tmp_path / "data",
-        f"sqlite:///{tmp_path / 'r.sqlite3'}",
+        sqlite_url(tmp_path / "r.sqlite3"),
         8000,
         cache_control_derived="public, max-age=31536000, immutable",
     )
@@ -238,7 +234,7 @@ def test_rendered_site_takes_data_directory_and_cache_control_from_pymager_ini(t
 
 
 def test_rendered_site_passes_bearer_keys_to_the_application_when_api_keys_are_set(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "pymager.ini", tmp_path / "data", "sqlite:///r.sqlite3", 8000)
+    config = write_config(tmp_path / "pymager.ini", tmp_path / "data", sqlite_url(Path("r.sqlite3")), 8000)
     with config.open("a", encoding="utf-8") as ini:
         ini.write(f"[auth]\napi_keys = sha256:{'ab' * 32}\n")
     result = render(config)
@@ -247,7 +243,7 @@ def test_rendered_site_passes_bearer_keys_to_the_application_when_api_keys_are_s
 
 
 def test_rendering_refuses_a_data_directory_apache_would_misread(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "pymager.ini", tmp_path / "my data", "sqlite:///r.sqlite3", 8000)
+    config = write_config(tmp_path / "pymager.ini", tmp_path / "my data", sqlite_url(Path("r.sqlite3")), 8000)
     result = render(config)
     assert result.returncode == 2
     assert "data_directory" in result.stderr

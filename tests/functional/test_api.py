@@ -15,17 +15,14 @@ import requests
 from PIL import Image
 
 from tests import images
-from tests.functional.conftest import MAX_DIMENSION, MAX_UPLOAD_BYTES, Server, all_at_once, assert_problem
-
-
-def upload(server: Server, image_id: str, data: bytes, field: str = "file") -> requests.Response:
-    return requests.post(
-        server.url(f"/original/{image_id}"),
-        files={field: ("photo.jpg", data, "image/jpeg")},
-        auth=server.auth,
-        timeout=30,
-    )
-
+from tests.functional.conftest import (
+    MAX_DIMENSION,
+    MAX_UPLOAD_BYTES,
+    Server,
+    all_at_once,
+    assert_problem,
+    upload,
+)
 
 # -- POST /original/<id> ---------------------------------------------------------------------------
 
@@ -91,12 +88,7 @@ def test_upload_with_malformed_multipart_is_bad_request(
 @pytest.mark.parametrize("bad_id", ["bad.id", "a%20b", "%2e%2e", "x" * 129, "%C3%A9"])
 def test_upload_with_invalid_id_is_bad_request(server: Server, bad_id: str) -> None:
     stored_before = set((server.data_directory / "originals").iterdir())
-    response = requests.post(
-        server.url(f"/original/{bad_id}"),
-        files={"file": ("a.jpg", images.jpeg())},
-        auth=server.auth,
-        timeout=10,
-    )
+    response = upload(server, bad_id, images.jpeg(), timeout=10)
     if bad_id == "%2e%2e" and server.behind_apache:
         # Apache decodes %2e and removes the dot segment (RFC 3986 §6.2.2) before routing: "/" is 404.
         assert_problem(response, 404)

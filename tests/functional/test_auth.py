@@ -15,7 +15,8 @@ import requests
 
 from pymager.config import ConfigError, hash_api_key, load_settings
 from tests import images
-from tests.functional.conftest import REPO, Server, assert_problem, start_apache, start_server
+from tests.conftest import sqlite_url
+from tests.functional.conftest import REPO, Server, assert_problem, start_apache, start_server, upload
 
 KEY = "correct-horse-battery-staple"
 OTHER_KEY = "second key for the backup job"
@@ -37,7 +38,7 @@ def locked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     if request.param == "apache":
         running = start_apache(directory, **keys)
     else:
-        running = start_server(directory, f"sqlite:///{directory / 'registry.sqlite3'}", **keys)
+        running = start_server(directory, sqlite_url(directory / "registry.sqlite3"), **keys)
     yield running
     running.stop()
     log = running.log_path.read_text()
@@ -55,8 +56,8 @@ def bearer(key: str) -> dict[str, str]:
 
 
 def post(server: Server, image_id: str, headers: dict[str, str] | None = None) -> requests.Response:
-    files = {"file": ("a.jpg", images.jpeg(20, 20))}
-    return requests.post(server.url(f"/original/{image_id}"), files=files, headers=headers, timeout=30)
+    """An upload that sends only ``headers`` for credentials."""
+    return upload(server, image_id, images.jpeg(20, 20), headers=headers, auth=None, timeout=30)
 
 
 def assert_unauthorized(response: requests.Response, detail: str) -> None:

@@ -20,15 +20,9 @@ from sqlalchemy.pool import NullPool
 
 from tests import images
 from tests.conftest import DATABASES, sqlite_url
-from tests.functional.conftest import Server, all_at_once, start_server
+from tests.functional.conftest import Server, all_at_once, start_server, upload
 
 CRASH_DEADLINE = 30.0
-
-
-def upload(server: Server, image_id: str, data: bytes) -> requests.Response:
-    return requests.post(
-        server.url(f"/original/{image_id}"), files={"file": ("x", data)}, auth=server.auth, timeout=60
-    )
 
 
 def fetch_all(urls: list[str]) -> list[requests.Response]:
@@ -123,7 +117,7 @@ def _kill_once_staged(server: Server, request: Callable[[], None], staged_in: Pa
 
 @pytest.mark.multiprocess
 def test_kill_during_generation_leaves_no_torn_file_and_is_repaired(tmp_path: Path) -> None:
-    server = start_server(tmp_path / "a", f"sqlite:///{tmp_path / 'r.sqlite3'}", tmp_path / "data")
+    server = start_server(tmp_path / "a", sqlite_url(tmp_path / "r.sqlite3"), tmp_path / "data")
     try:
         assert upload(server, "big", slow_png()).status_code == 201
         derived_dir = server.data_directory / "derived" / "big"
@@ -159,7 +153,7 @@ def test_kill_during_generation_leaves_no_torn_file_and_is_repaired(tmp_path: Pa
 @pytest.mark.multiprocess
 def test_a_restarted_server_takes_over_the_claim_of_a_killed_one_at_once(tmp_path: Path) -> None:
     config = {"generation_timeout": 3600, "wait_timeout": 60}
-    database_url = f"sqlite:///{tmp_path / 'r.sqlite3'}"
+    database_url = sqlite_url(tmp_path / "r.sqlite3")
     server = start_server(tmp_path / "a", database_url, tmp_path / "data", **config)
     try:
         assert upload(server, "big", slow_png()).status_code == 201
@@ -181,7 +175,7 @@ def test_a_restarted_server_takes_over_the_claim_of_a_killed_one_at_once(tmp_pat
 
 @pytest.mark.multiprocess
 def test_kill_during_upload_leaves_no_row_or_file_and_is_repaired(tmp_path: Path) -> None:
-    server = start_server(tmp_path / "a", f"sqlite:///{tmp_path / 'r.sqlite3'}", tmp_path / "data")
+    server = start_server(tmp_path / "a", sqlite_url(tmp_path / "r.sqlite3"), tmp_path / "data")
     originals = server.data_directory / "originals"
     try:
         data = slow_png()

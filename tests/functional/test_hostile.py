@@ -15,7 +15,7 @@ import requests
 from PIL import Image
 
 from tests import images
-from tests.functional.conftest import MAX_DIMENSION, MAX_UPLOAD_BYTES, Server, assert_problem
+from tests.functional.conftest import MAX_DIMENSION, MAX_UPLOAD_BYTES, Server, assert_problem, upload
 
 PYMAGER_PROBLEM = "urn:pymager:problem:"
 
@@ -33,17 +33,6 @@ def standalone(server: Server) -> Server:
     if server.behind_apache:
         pytest.skip("httpd answers this case itself (path normalisation, NUL bytes, its own auth)")
     return server
-
-
-def upload(
-    server: Server, image_id: str, data: bytes, filename: str = "photo.jpg", content_type: str = "image/jpeg"
-) -> requests.Response:
-    return requests.post(
-        server.url(f"/original/{image_id}"),
-        files={"file": (filename, data, content_type)},
-        auth=server.auth,
-        timeout=60,
-    )
 
 
 def assert_healthy(server: Server) -> None:

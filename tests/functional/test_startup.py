@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.pool import NullPool
 
 from pymager.adapters.db import migrate
+from tests.conftest import sqlite_url
 from tests.functional.conftest import REPO, STARTUP_DEADLINE, free_port, write_config
 
 RUN_TIMEOUT = 60.0
@@ -188,7 +189,7 @@ def test_startup_refuses_postgres_database_never_migrated(
 
 
 def test_startup_refuses_database_behind_head(tmp_path: Path) -> None:
-    database_url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+    database_url = sqlite_url(tmp_path / "registry.sqlite3")
     migrate.upgrade(database_url)
     migrate.downgrade(database_url, "-1")
     config = write_config(tmp_path / "pymager.ini", tmp_path / "data", database_url, free_port())
@@ -259,7 +260,7 @@ def test_migrate_on_fresh_sqlite_creates_tables(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     database = tmp_path / "data" / "pymager.sqlite3"
     assert database.is_file()
-    assert {"originals", "derived", "alembic_version"} <= table_names(f"sqlite:///{database}")
+    assert {"originals", "derived", "alembic_version"} <= table_names(sqlite_url(database))
     assert migrate.head_revision() in result.stdout
 
 
