@@ -2,7 +2,8 @@
 
 The database URL comes from ``config.attributes["url"]`` (set by ``pymager.adapters.db.migrate``), else
 ``-x url=…``, else the ``sqlalchemy.url`` option, else the pymager settings file (``$PYMAGER_CONFIG`` or
-``./pymager.ini``), so ``alembic upgrade head`` from the repository root works too.
+``./pymager.ini``), so ``alembic upgrade head`` from the repository root works too. Online and offline,
+the URL is read as the server reads it (``postgresql://`` means psycopg2).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import Connection, text
 
 from pymager.adapters.db.models import Base
 from pymager.adapters.db.uow import make_engine
+from pymager.adapters.db.urls import engine_url
 
 config = context.config
 target_metadata = Base.metadata
@@ -44,12 +46,12 @@ def configure(**options: Any) -> None:
 
 
 def run_migrations_offline() -> None:
-    url = database_url()
+    url = engine_url(database_url())
     configure(
         url=url,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
-        render_as_batch=url.startswith("sqlite"),
+        render_as_batch=url.get_backend_name() == "sqlite",
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from pymager.adapters.db import migrate
 from pymager.adapters.db.locks import AdvisoryLocks
 from pymager.adapters.db.uow import SqlRegistry, make_engine
+from pymager.adapters.db.urls import UnsupportedDatabaseURL, engine_url, shown_url
 from pymager.adapters.filesystem import FileBlobStore
 from pymager.adapters.locks import FileLocks
 from pymager.adapters.metrics import PrometheusMetrics
@@ -60,6 +61,11 @@ def _prepare_sqlite_directory(database_url: str) -> None:
 
 def _open_storage(settings: Settings) -> tuple[FileBlobStore, SqlRegistry]:
     """The data directory and the registry, checked usable; ``StartupError`` names what is not."""
+    shown = shown_url(settings.database_url)
+    try:
+        engine_url(settings.database_url)
+    except UnsupportedDatabaseURL as exc:
+        raise StartupError(f"database_url = {shown!r}: {exc}") from None
     try:
         settings.data_directory.mkdir(parents=True, exist_ok=True)
         _prepare_sqlite_directory(settings.database_url)
@@ -73,12 +79,12 @@ def _open_storage(settings: Settings) -> tuple[FileBlobStore, SqlRegistry]:
     try:
         registry = SqlRegistry(make_engine(settings.database_url))
     except Exception as exc:
-        raise StartupError(f"database_url = {settings.database_url!r}: {exc}") from None
+        raise StartupError(f"database_url = {shown!r}: {exc}") from None
     try:
         registry.ping()
     except ServiceUnavailable as exc:
         registry.dispose()
-        raise StartupError(f"database_url = {settings.database_url!r}: {exc.detail}") from None
+        raise StartupError(f"database_url = {shown!r}: {exc.detail}") from None
     return blobs, registry
 
 
@@ -119,6 +125,11 @@ def check_consistency(settings: Settings, repair: bool) -> list[Finding]:
 
 def migrate_database(settings: Settings) -> str:
     """Apply every pending migration; return the revision the database is now at."""
+    shown = shown_url(settings.database_url)
+    try:
+        engine_url(settings.database_url)
+    except UnsupportedDatabaseURL as exc:
+        raise StartupError(f"database_url = {shown!r}: {exc}") from None
     try:
         settings.data_directory.mkdir(parents=True, exist_ok=True)
         _prepare_sqlite_directory(settings.database_url)
@@ -127,7 +138,7 @@ def migrate_database(settings: Settings) -> str:
         raise StartupError(f"data_directory = {str(settings.data_directory)!r}: {exc.strerror}") from None
     except Exception as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StartupError(f"database_url = {settings.database_url!r}: {first_line}") from None
+        raise StartupError(f"database_url = {shown!r}: {first_line}") from None
     return migrate.head_revision()
 
 

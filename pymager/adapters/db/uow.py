@@ -14,12 +14,13 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 from zope.interface import implementer
 
 from pymager.adapters.db.migrate import current_revision, head_revision
 from pymager.adapters.db.repository import SqlDerivedRepository, SqlOriginalRepository
+from pymager.adapters.db.urls import engine_url
 from pymager.errors import ServiceUnavailable
 from pymager.interfaces import IRegistry, IUnitOfWork
 
@@ -32,38 +33,38 @@ _WRITE_OPTION = "pymager_write"
 
 
 def make_engine(url: str, *, sqlite_foreign_keys: bool = True) -> Engine:
-    """An engine for ``url`` (SQLite or PostgreSQL/psycopg2) set up as the registry needs.
+    """An engine for ``url`` (SQLite, or PostgreSQL through psycopg2) set up as the registry needs.
 
-    ``sqlite_foreign_keys=False`` is for migrations only: SQLite batch migrations copy and drop tables,
-    and with foreign keys on, dropping ``originals`` would cascade-delete every derived row.
+    ``url`` is read by ``engine_url``: ``postgresql://`` means psycopg2, and an unsupported driver
+    raises ``UnsupportedDatabaseURL``. ``sqlite_foreign_keys=False`` is for migrations only: SQLite batch
+    migrations copy and drop tables, and with foreign keys on, dropping ``originals`` would
+    cascade-delete every derived row.
     """
-    backend = make_url(url).get_backend_name()
-    if backend == "sqlite":
-        return _sqlite_engine(url, foreign_keys=sqlite_foreign_keys)
-    if backend == "postgresql":
-        return create_engine(
-            url,
-            pool_size=10,
-            max_overflow=10,
-            pool_timeout=10,
-            pool_pre_ping=True,
-            connect_args={
-                "connect_timeout": 5,
-                "options": f"-c statement_timeout={POSTGRES_TIMEOUT_MS}"
-                f" -c lock_timeout={POSTGRES_TIMEOUT_MS}"
-                # The server notices a vanished client (a dead host) within about a minute and ends its
-                # session, freeing the generation locks it held; TCP's default is two hours.
-                " -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
-                "keepalives": 1,
-                "keepalives_idle": 30,
-                "keepalives_interval": 10,
-                "keepalives_count": 3,
-            },
-        )
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql+psycopg2://")
+    parsed = engine_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, foreign_keys=sqlite_foreign_keys)
+    return create_engine(
+        parsed,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=10,
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": 5,
+            "options": f"-c statement_timeout={POSTGRES_TIMEOUT_MS}"
+            f" -c lock_timeout={POSTGRES_TIMEOUT_MS}"
+            # The server notices a vanished client (a dead host) within about a minute and ends its
+            # session, freeing the generation locks it held; TCP's default is two hours.
+            " -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        },
+    )
 
 
-def _sqlite_engine(url: str, *, foreign_keys: bool) -> Engine:
+def _sqlite_engine(url: URL, *, foreign_keys: bool) -> Engine:
     engine = create_engine(url, pool_size=10, max_overflow=10, pool_timeout=10)
 
     @event.listens_for(engine, "connect")
