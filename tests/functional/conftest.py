@@ -3,7 +3,9 @@ httpd with mod_wsgi (``deploy/apache``, on SQLite)."""
 
 from __future__ import annotations
 
+import base64
 import enum
+import http.client
 import re
 import socket
 import subprocess
@@ -27,6 +29,7 @@ from tests.functional import apache
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE = 30.0
+RUN_TIMEOUT = 60.0
 
 # What the shared functional server is configured with (tests refer to these limits).
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
@@ -60,6 +63,81 @@ def all_at_once(count: int, call: Callable[[int], _T]) -> list[_T]:
     if failures:
         raise failures[0]
     return results  # type: ignore[return-value]
+
+
+def pymager_command(*arguments: str) -> list[str]:
+    """The command line that runs ``pymager_standalone.py`` with ``arguments``."""
+    return [sys.executable, str(REPO / "pymager_standalone.py"), *arguments]
+
+
+def run_pymager(
+    *arguments: str, cwd: Path | None = None, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``pymager_standalone.py`` with ``arguments`` to its end (``RUN_TIMEOUT`` at most), with
+    ``input`` on stdin; its stdout and stderr come back as text."""
+    return subprocess.run(
+        pymager_command(*arguments),
+        cwd=cwd,
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate ``process``, and kill it if it has not ended 15 seconds later."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def log_text(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else "(no log)"
+
+
+def wait_for_health(process: subprocess.Popen[bytes], base_url: str, log_path: Path) -> None:
+    """Poll ``<base_url>/health`` (with a deadline) until it answers 200; raise, with the log at
+    ``log_path``, if ``process`` exits or the deadline passes first."""
+    deadline = time.monotonic() + STARTUP_DEADLINE
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log_text(log_path)}")
+        try:
+            if requests.get(f"{base_url}/health", timeout=1).status_code == 200:
+                return
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server not ready after {STARTUP_DEADLINE}s:\n{log_text(log_path)}")
+        time.sleep(0.05)  # polling a starting process, bounded by the deadline above
+
+
+def raw_post(server: Server, path: str, headers: dict[str, str], chunks: list[bytes]) -> tuple[int, bytes]:
+    """A POST written by hand (``requests`` always sends a correct Content-Length): exactly ``headers``
+    (and the server's Basic credentials, if it has any), then ``chunks`` as they are."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.putrequest("POST", path)
+        if server.auth is not None:
+            user, password = server.auth
+            credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
+            headers = {**headers, "Authorization": f"Basic {credentials}"}
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        for chunk in chunks:
+            connection.send(chunk)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
 
 
 def free_port() -> int:
@@ -167,16 +245,10 @@ class Server:
 
     def run_tool(self, *arguments: str) -> subprocess.CompletedProcess[str]:
         """Run ``pymager_standalone.py --config <this server's config> <arguments>``."""
-        command = [sys.executable, str(REPO / "pymager_standalone.py"), "--config", str(self.config_path)]
-        return subprocess.run([*command, *arguments], capture_output=True, text=True, timeout=60, check=False)
+        return run_pymager("--config", str(self.config_path), *arguments)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 class _Credentials(enum.Enum):
@@ -224,7 +296,7 @@ def start_server(
     log_path = directory / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, str(REPO / "pymager_standalone.py"), "--config", str(config)],
+            pymager_command("--config", str(config)),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=directory,
@@ -238,29 +310,10 @@ def wait_until_ready(server: Server) -> None:
     """Poll /health (with a deadline) until it answers 200; stop the server and raise if it never does
     (or if anything fails meanwhile: a server left running would outlive the test session)."""
     try:
-        _poll_until_ready(server)
+        wait_for_health(server.process, server.base_url, server.log_path)
     except BaseException:
         server.stop()
         raise
-
-
-def _poll_until_ready(server: Server) -> None:
-    deadline = time.monotonic() + STARTUP_DEADLINE
-    while True:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited with {server.process.returncode}:\n{_log_text(server)}")
-        try:
-            if requests.get(server.url("/health"), timeout=1).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"server not ready after {STARTUP_DEADLINE}s:\n{_log_text(server)}")
-        time.sleep(0.05)  # polling a starting process, bounded by the deadline above
-
-
-def _log_text(server: Server) -> str:
-    return server.log_path.read_text(errors="replace") if server.log_path.exists() else "(no log)"
 
 
 def start_apache(directory: Path, **extra: object) -> Server:
@@ -309,9 +362,10 @@ def start_apache(directory: Path, **extra: object) -> Server:
     return server
 
 
-def _stop_and_check_log(server: Server) -> None:
+def stop_and_check_log(server: Server) -> None:
+    """Stop ``server``; fail if it logged a traceback."""
     server.stop()
-    log = _log_text(server)
+    log = log_text(server.log_path)
     assert "Traceback" not in log, f"the server logged a traceback:\n{log}"
 
 
@@ -320,7 +374,7 @@ def apache_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """pymager behind a real Apache httpd + mod_wsgi, configured from ``deploy/apache``."""
     running = start_apache(tmp_path_factory.mktemp("apache"))
     yield running
-    _stop_and_check_log(running)
+    stop_and_check_log(running)
 
 
 @pytest.fixture(
@@ -345,7 +399,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         database_url = sqlite_url(directory / "registry.sqlite3")
     running = start_server(directory, database_url)
     yield running
-    _stop_and_check_log(running)
+    stop_and_check_log(running)
 
 
 @pytest.fixture

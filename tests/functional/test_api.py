@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import http.client
 import io
 import random
 import time
@@ -21,6 +19,7 @@ from tests.functional.conftest import (
     Server,
     all_at_once,
     assert_problem,
+    raw_post,
     upload,
 )
 
@@ -478,27 +477,6 @@ def test_every_request_gets_one_access_log_line(server: Server, image_id: str) -
         assert line.endswith(f'"{marker}"')
 
 
-def _raw_post(server: Server, path: str, headers: dict[str, str], chunks: list[bytes]) -> tuple[int, bytes]:
-    """A POST written by hand: requests always sends Content-Length."""
-    host, port = server.base_url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=30)
-    try:
-        connection.putrequest("POST", path)
-        if server.auth is not None:
-            user, password = server.auth
-            credentials = base64.b64encode(f"{user}:{password}".encode()).decode()
-            headers = {**headers, "Authorization": f"Basic {credentials}"}
-        for name, value in headers.items():
-            connection.putheader(name, value)
-        connection.endheaders()
-        for chunk in chunks:
-            connection.send(chunk)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
 def test_chunked_upload_is_accepted(server: Server, image_id: str) -> None:
     data = images.jpeg(30, 20)
     body = (
@@ -507,7 +485,7 @@ def test_chunked_upload_is_accepted(server: Server, image_id: str) -> None:
         + b"\r\n--zz--\r\n"
     )
     headers = {"Content-Type": "multipart/form-data; boundary=zz", "Transfer-Encoding": "chunked"}
-    status, _ = _raw_post(
+    status, _ = raw_post(
         server, f"/original/{image_id}", headers, [f"{len(body):x}\r\n".encode(), body, b"\r\n0\r\n\r\n"]
     )
     assert status == 201
@@ -515,7 +493,7 @@ def test_chunked_upload_is_accepted(server: Server, image_id: str) -> None:
 
 
 def test_upload_without_length_is_411(server: Server, image_id: str) -> None:
-    status, body = _raw_post(
+    status, body = raw_post(
         server, f"/original/{image_id}", {"Content-Type": "multipart/form-data; boundary=zz"}, []
     )
     assert status == 411
@@ -603,7 +581,7 @@ def test_an_out_of_range_if_modified_since_is_ignored(server: Server, image_id: 
 
 
 def test_a_post_to_a_read_only_resource_is_405_even_without_a_length(server: Server, image_id: str) -> None:
-    status, body = _raw_post(server, f"/derived/{image_id}-10x10.jpg", {}, [])
+    status, body = raw_post(server, f"/derived/{image_id}-10x10.jpg", {}, [])
     assert status == 405
     assert b'"status": 405' in body
 
@@ -625,7 +603,7 @@ def test_odd_multipart_parts_are_bad_requests(server: Server, image_id: str, par
     if server.behind_apache:
         pytest.skip("raw requests carry no Basic credentials behind Apache")
     headers = {"Content-Type": "multipart/form-data; boundary=zz", "Content-Length": str(len(part))}
-    status, body = _raw_post(server, f"/original/{image_id}", headers, [part])
+    status, body = raw_post(server, f"/original/{image_id}", headers, [part])
     assert status == 400, body
     assert server.leaves_nothing(image_id)
 
@@ -634,6 +612,6 @@ def test_a_chunk_size_too_large_for_any_machine_is_a_bad_request(server: Server,
     if server.behind_apache:
         pytest.skip("raw requests carry no Basic credentials behind Apache")
     headers = {"Content-Type": "multipart/form-data; boundary=zz", "Transfer-Encoding": "chunked"}
-    status, body = _raw_post(server, f"/original/{image_id}", headers, [b"ffffffffffffffffffff\r\n--zz\r\n"])
+    status, body = raw_post(server, f"/original/{image_id}", headers, [b"ffffffffffffffffffff\r\n--zz\r\n"])
     assert status == 400, body
     assert server.leaves_nothing(image_id)

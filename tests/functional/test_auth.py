@@ -4,8 +4,6 @@ public; the configuration holds only hashes."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,16 @@ import requests
 from pymager.config import ConfigError, hash_api_key, load_settings
 from tests import images
 from tests.conftest import sqlite_url
-from tests.functional.conftest import REPO, Server, assert_problem, start_apache, start_server, upload
+from tests.functional.conftest import (
+    Server,
+    assert_problem,
+    log_text,
+    run_pymager,
+    start_apache,
+    start_server,
+    stop_and_check_log,
+    upload,
+)
 
 KEY = "correct-horse-battery-staple"
 OTHER_KEY = "second key for the backup job"
@@ -40,10 +47,8 @@ def locked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     else:
         running = start_server(directory, sqlite_url(directory / "registry.sqlite3"), **keys)
     yield running
-    running.stop()
-    log = running.log_path.read_text()
-    assert "Traceback" not in log
-    assert KEY not in log
+    stop_and_check_log(running)
+    assert KEY not in log_text(running.log_path)
 
 
 @pytest.fixture
@@ -143,14 +148,7 @@ def test_api_keys_accept_several_hashes(tmp_path: Path) -> None:
 
 
 def test_hash_key_command_reads_the_key_from_stdin() -> None:
-    result = subprocess.run(
-        [sys.executable, str(REPO / "pymager_standalone.py"), "--hash-key"],
-        input=f"{KEY}\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_pymager("--hash-key", input=f"{KEY}\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == hash_api_key(KEY)
 

@@ -15,7 +15,14 @@ import requests
 from PIL import Image
 
 from tests import images
-from tests.functional.conftest import MAX_DIMENSION, MAX_UPLOAD_BYTES, Server, assert_problem, upload
+from tests.functional.conftest import (
+    MAX_DIMENSION,
+    MAX_UPLOAD_BYTES,
+    Server,
+    assert_problem,
+    raw_post,
+    upload,
+)
 
 PYMAGER_PROBLEM = "urn:pymager:problem:"
 
@@ -216,23 +223,6 @@ def test_hostile_derived_segment_is_refused_without_generating(
 # -- request bodies -------------------------------------------------------------------------------
 
 
-def _raw_request(server: Server, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-    """A POST written by hand (``requests`` always sends a correct Content-Length)."""
-    host, port = server.base_url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=30)
-    try:
-        connection.putrequest("POST", headers.pop("path"))
-        for name, value in headers.items():
-            connection.putheader(name, value)
-        connection.endheaders()
-        if body:
-            connection.send(body)
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
 def _part(name: str, content: bytes, filename: str | None = "a.jpg") -> bytes:
     disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
     return b"--zz\r\nContent-Disposition: " + disposition.encode() + b"\r\n\r\n" + content + b"\r\n"
@@ -297,11 +287,11 @@ def test_a_request_without_host_is_bad_request_even_with_a_body(
 
 def test_declared_length_over_the_limit_is_refused_before_reading(standalone: Server, image_id: str) -> None:
     headers = {
-        "path": f"/original/{image_id}",
         "Content-Type": "multipart/form-data; boundary=zz",
         "Content-Length": str(10 * MAX_UPLOAD_BYTES),
     }
-    status, body = _raw_request(standalone, headers, b"")  # announces 20 MiB, sends nothing
+    # Announces 20 MiB, sends nothing.
+    status, body = raw_post(standalone, f"/original/{image_id}", headers, [])
     assert status == 413
     assert b"max_upload_bytes" in body
     assert standalone.leaves_nothing(image_id)
@@ -311,13 +301,9 @@ def test_declared_length_over_the_limit_is_refused_before_reading(standalone: Se
 def test_chunked_body_over_the_limit_is_cut_off(standalone: Server, image_id: str) -> None:
     part = _part("file", images.jpeg() + b"\0" * (MAX_UPLOAD_BYTES + 100_000)) + b"--zz--\r\n"
     chunked = f"{len(part):x}\r\n".encode() + part + b"\r\n0\r\n\r\n"
-    headers = {
-        "path": f"/original/{image_id}",
-        "Content-Type": "multipart/form-data; boundary=zz",
-        "Transfer-Encoding": "chunked",
-    }
+    headers = {"Content-Type": "multipart/form-data; boundary=zz", "Transfer-Encoding": "chunked"}
     try:
-        status, _ = _raw_request(standalone, headers, chunked)
+        status, _ = raw_post(standalone, f"/original/{image_id}", headers, [chunked])
     except (ConnectionError, http.client.HTTPException):
         status = 413  # the server may close the connection while the client is still sending
     assert status == 413

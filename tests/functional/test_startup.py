@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,9 +14,16 @@ from sqlalchemy.pool import NullPool
 
 from pymager.adapters.db import migrate
 from tests.conftest import sqlite_url
-from tests.functional.conftest import REPO, STARTUP_DEADLINE, free_port, write_config
+from tests.functional.conftest import (
+    free_port,
+    log_text,
+    pymager_command,
+    run_pymager,
+    stop_process,
+    wait_for_health,
+    write_config,
+)
 
-RUN_TIMEOUT = 60.0
 REFUSED_DATABASE = "postgresql+psycopg2://postgres@127.0.0.1:1/x"
 
 
@@ -31,15 +36,8 @@ def environment(**extra: str) -> dict[str, str]:
 def run_standalone(
     cwd: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(REPO / "pymager_standalone.py"), *args],
-        cwd=cwd,
-        env=env if env is not None else environment(),
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
+    """Run ``pymager_standalone.py`` in ``cwd``; ``env`` defaults to ours without ``PYMAGER_CONFIG``."""
+    return run_pymager(*args, cwd=cwd, env=env if env is not None else environment())
 
 
 def refusal(result: subprocess.CompletedProcess[str], *, only_line: bool = True) -> str:
@@ -207,48 +205,23 @@ def test_startup_refuses_database_behind_head(tmp_path: Path) -> None:
 def running_server(tmp_path: Path) -> Iterator[Callable[[list[str], dict[str, str]], str]]:
     """Start the standalone server; return its base URL once /health answers 200."""
     processes: list[subprocess.Popen[bytes]] = []
+    log_path = tmp_path / "server.log"
 
     def start(args: list[str], env: dict[str, str]) -> str:
         port = int(env.pop("_PORT"))
-        log = (tmp_path / "server.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, str(REPO / "pymager_standalone.py"), *args],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                pymager_command(*args), cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
         processes.append(process)
         base_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + STARTUP_DEADLINE
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    return base_url
-            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading
-                pass
-            try:  # waits a little for the process, and notices at once if it dies
-                process.wait(timeout=0.05)
-            except subprocess.TimeoutExpired:
-                continue
-            pytest.fail(f"server exited with {process.returncode}:\n{server_log(tmp_path)}")
-        pytest.fail(f"server not ready after {STARTUP_DEADLINE}s:\n{server_log(tmp_path)}")
+        wait_for_health(process, base_url, log_path)
+        return base_url
 
     yield start
     for process in processes:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    assert "Traceback" not in server_log(tmp_path), server_log(tmp_path)
-
-
-def server_log(directory: Path) -> str:
-    path = directory / "server.log"
-    return path.read_text(errors="replace") if path.exists() else ""
+        stop_process(process)
+    assert "Traceback" not in log_text(log_path), log_text(log_path)
 
 
 def test_migrate_on_fresh_sqlite_creates_tables(tmp_path: Path) -> None:
