@@ -9,7 +9,11 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["pymager", "pymager.*"]),
+    # The top-level migrations/ of the checkout ships inside the package, as pymager._migrations
+    # (pymager.adapters.db.migrate finds it through importlib.resources, installed or editable).
+    packages=[*find_packages(include=["pymager", "pymager.*"]), "pymager._migrations"],
+    package_dir={"pymager._migrations": "migrations"},
+    package_data={"pymager._migrations": ["script.py.mako", "versions/*.py"]},
     py_modules=["pymager_standalone"],
     install_requires=[
         "CherryPy>=18.10,<19",
@@ -29,6 +33,9 @@ setup(
             "mypy-zope>=1.0",
             "ruff>=0.6",
             "import-linter>=2.0",
+            # tests/functional/test_wheel.py builds a wheel offline (--no-build-isolation) with these.
+            "setuptools>=68",
+            "wheel",
         ],
         "bench": ["matplotlib>=3.8"],
     },

@@ -1,0 +1,199 @@
+"""pymager as a user installs it: a wheel of this checkout installed (not editable) into a fresh
+virtualenv, run from an empty directory: ``--migrate``, ``--hash-key`` and serving a request.
+
+Offline and quick: the wheel is built without build isolation, and the fresh virtualenv takes the
+dependencies from the project's own (a ``.pth`` file naming its site-packages). Python does not process
+``.pth`` files found in a directory that a ``.pth`` file added, so the editable install's finder there
+stays inert and the checkout cannot leak in; ``test_installed_pymager_is_the_wheels`` proves it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import venv
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from pymager.adapters.db import migrate
+from pymager.config import hash_api_key
+from tests.conftest import sqlite_url
+from tests.functional.conftest import REPO, Server, free_port, wait_until_ready, write_config
+
+RUN_TIMEOUT = 120.0
+PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+# Top-level entries of the checkout that are not part of what setup.py builds.
+_NOT_BUILT = {".git", ".ci", ".venv", "benchmarks", "build", "data", "deploy", "dist", "tests"}
+
+
+@dataclass(frozen=True)
+class Installation:
+    """A fresh virtualenv with the wheel installed; ``env`` is the environment to run it in."""
+
+    prefix: Path
+    site_packages: Path
+    env: dict[str, str]
+
+    def command(self, name: str) -> str:
+        return str(self.prefix / "bin" / name)
+
+    def run(self, cwd: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the installed ``pymager`` console script with ``args`` in ``cwd``."""
+        return subprocess.run(
+            [self.command("pymager"), *args],
+            cwd=cwd,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+            check=False,
+        )
+
+
+def _checked(command: list[str], cwd: Path | None = None) -> str:
+    result = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False
+    )
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def _copy_sources(destination: Path) -> Path:
+    """What setup.py builds from, copied out of the checkout: building in place would leave build/ in
+    the checkout, and stale modules from an earlier build there would end up in the wheel."""
+
+    def ignored(directory: str, names: list[str]) -> set[str]:
+        skipped = {name for name in names if name == "__pycache__" or name.endswith(".egg-info")}
+        if Path(directory) == REPO:
+            skipped |= {name for name in names if name in _NOT_BUILT or name.startswith(".")}
+        return skipped
+
+    return Path(shutil.copytree(REPO, destination, ignore=ignored))
+
+
+def _build_wheel(directory: Path) -> Path:
+    sources = _copy_sources(directory / "sources")
+    dist = directory / "dist"
+    _checked(
+        [*PIP, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(dist), str(sources)]
+    )
+    (wheel,) = dist.glob("pymager-*.whl")
+    return wheel
+
+
+def _project_site_packages() -> list[str]:
+    paths = [sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
+    return list(dict.fromkeys(paths))
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installation:
+    directory = tmp_path_factory.mktemp("wheel")
+    wheel = _build_wheel(directory)
+    prefix = directory / "venv"
+    venv.create(prefix, with_pip=False)
+    python = str(prefix / "bin" / "python")
+    # The project's pip installs into the fresh interpreter's environment, before that sees any
+    # dependency: nothing of the project's virtualenv (its editable pymager) looks installed to pip.
+    _checked([*PIP, "--python", python, "install", "--no-deps", "--no-index", "--quiet", str(wheel)])
+    site_packages = Path(
+        _checked([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).strip()
+    )
+    (site_packages / "_pymager_test_dependencies.pth").write_text(
+        "".join(f"{path}\n" for path in _project_site_packages()), encoding="utf-8"
+    )
+    unrelated = {"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYMAGER_CONFIG", "VIRTUAL_ENV"}
+    env = {key: value for key, value in os.environ.items() if key not in unrelated}
+    env["PYTHONNOUSERSITE"] = "1"
+    return Installation(prefix, site_packages, env)
+
+
+@pytest.fixture
+def empty_directory(tmp_path: Path) -> Path:
+    """The working directory of the installed commands: no checkout, no pymager.ini."""
+    directory = tmp_path / "elsewhere"
+    directory.mkdir()
+    return directory
+
+
+def test_installed_pymager_is_the_wheels(installed: Installation, empty_directory: Path) -> None:
+    probe = (
+        "import pymager, pymager_standalone\n"
+        "from pymager.adapters.db import migrate\n"
+        "print(pymager.__file__); print(pymager_standalone.__file__); print(migrate.migrations_dir())\n"
+    )
+    output = subprocess.run(
+        [installed.command("python"), "-c", probe],
+        cwd=empty_directory,
+        env=installed.env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=True,
+    ).stdout
+
+    paths = [Path(line) for line in output.splitlines()]
+    assert len(paths) == 3, output
+    for path in paths:
+        assert path.is_relative_to(installed.site_packages), path
+        assert not path.resolve().is_relative_to(REPO), path
+    assert (paths[2] / "versions").is_dir()
+
+
+def test_installed_pymager_migrates_from_an_empty_directory(
+    installed: Installation, empty_directory: Path, tmp_path: Path
+) -> None:
+    database = tmp_path / "registry.sqlite3"
+    config = write_config(tmp_path / "pymager.ini", tmp_path / "data", sqlite_url(database), free_port())
+
+    result = installed.run(empty_directory, "--config", str(config), "--migrate")
+
+    assert result.returncode == 0, result.stderr
+    assert f"database at revision {migrate.head_revision()}" in result.stdout
+    assert database.is_file()
+    assert list(empty_directory.iterdir()) == []
+
+
+def test_installed_pymager_hashes_a_key_without_a_configuration(
+    installed: Installation, empty_directory: Path
+) -> None:
+    result = installed.run(empty_directory, "--hash-key", stdin="correct horse\n")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{hash_api_key('correct horse')}\n"
+
+
+def test_installed_pymager_serves_after_migrating(
+    installed: Installation, empty_directory: Path, tmp_path: Path
+) -> None:
+    database_url = sqlite_url(tmp_path / "registry.sqlite3")
+    port = free_port()
+    config = write_config(tmp_path / "pymager.ini", tmp_path / "data", database_url, port)
+    assert installed.run(empty_directory, "--config", str(config), "--migrate").returncode == 0
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [installed.command("pymager"), "--config", str(config)],
+            cwd=empty_directory,
+            env=installed.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(f"http://127.0.0.1:{port}", tmp_path / "data", database_url, process, log_path, config)
+    wait_until_ready(server)  # polls /health, which checks the schema against the installed revisions
+    try:
+        response = requests.get(server.url("/health"), timeout=10)
+        missing = requests.get(server.url("/original/never-uploaded"), timeout=10)
+    finally:
+        server.stop()  # SIGTERM to the server's PID, then waits for it
+
+    assert response.status_code == 200, response.text
+    assert missing.status_code == 404
+    assert "Traceback" not in log_path.read_text(errors="replace")
