@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run pymager on CherryPy's own HTTP server.
 
-    pymager_standalone.py [--config PATH] [--migrate | --check | --repair]
+    pymager_standalone.py [--config PATH] [--migrate | --check | --repair | --hash-key]
 
 The configuration file is PATH, else ``$PYMAGER_CONFIG``, else ``./pymager.ini``.
 """
