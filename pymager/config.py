@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from pymager.domain import Size
+from pymager.domain import Size, SizePolicy
 
 CONFIG_ENV = "PYMAGER_CONFIG"
 DEFAULT_CONFIG = "pymager.ini"
@@ -61,12 +61,10 @@ class Settings:
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
 
-    def size_allowed(self, size: Size) -> bool:
-        """Whether a derived size may be produced: within ``max_dimension`` and, when
-        ``allowed_sizes`` is set, one of them."""
-        if size.width > self.max_dimension or size.height > self.max_dimension:
-            return False
-        return not self.allowed_sizes or size in self.allowed_sizes
+    @property
+    def size_policy(self) -> SizePolicy:
+        """The derived sizes this server produces (``max_dimension``, ``allowed_sizes``)."""
+        return SizePolicy(self.max_dimension, self.allowed_sizes)
 
 
 def default_database_url(data_directory: Path) -> str:

@@ -110,6 +110,21 @@ class Size:
 
 
 @dataclass(frozen=True)
+class SizePolicy:
+    """Which derived sizes a server produces: none wider or taller than ``max_dimension`` and, when
+    ``allowed`` is not empty, only those (each still within ``max_dimension``)."""
+
+    max_dimension: int
+    allowed: frozenset[Size] = frozenset()
+
+    def allows(self, size: Size) -> bool:
+        """Whether a derived image of ``size`` may be produced."""
+        if size.width > self.max_dimension or size.height > self.max_dimension:
+            return False
+        return not self.allowed or size in self.allowed
+
+
+@dataclass(frozen=True)
 class DerivedSpec:
     """What a derived URL asks for: ``<id>-<W>x<H>.<ext>``."""
 

@@ -78,6 +78,7 @@ class ImageService:
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._settings = settings
+        self._sizes = settings.size_policy
         self._registry = registry
         self._blobs = blobs
         self._processor = processor
@@ -156,7 +157,7 @@ class ImageService:
 
     def derived_file(self, segment: str) -> StoredFile:
         spec = DerivedSpec.parse(segment)
-        if not self._settings.size_allowed(spec.size):
+        if not self._sizes.allows(spec.size):
             raise SizeNotAllowed(f"size {spec.size} is not allowed on this server")
         path = self._blobs.derived_path(spec)
         stored = self._blobs.open(path, spec.format.mime_type)

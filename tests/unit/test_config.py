@@ -15,7 +15,7 @@ from pymager.config import (
     default_database_url,
     load_settings,
 )
-from pymager.domain import Size
+from pymager.domain import Size, SizePolicy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -136,31 +136,18 @@ def test_load_settings_allowed_sizes_ignores_empty_items(tmp_path: Path) -> None
     assert load_settings(path).allowed_sizes == frozenset({Size(100, 100), Size(800, 600)})
 
 
-def test_size_allowed_with_empty_allowed_sizes_admits_any_size_up_to_max_dimension(tmp_path: Path) -> None:
-    settings = load_settings(write_ini(tmp_path, "[pymager]\nallowed_sizes =\nmax_dimension = 1000\n"))
-
-    assert settings.size_allowed(Size(1, 1))
-    assert settings.size_allowed(Size(1000, 1000))
-    assert settings.size_allowed(Size(17, 999))
-    assert not settings.size_allowed(Size(1001, 10))
-    assert not settings.size_allowed(Size(10, 1001))
-
-
-def test_size_allowed_with_allowed_sizes_admits_only_them(tmp_path: Path) -> None:
-    settings = load_settings(write_ini(tmp_path, "[pymager]\nallowed_sizes = 100x100, 800x600\n"))
-
-    assert settings.size_allowed(Size(100, 100))
-    assert settings.size_allowed(Size(800, 600))
-    assert not settings.size_allowed(Size(600, 800))
-    assert not settings.size_allowed(Size(100, 101))
-
-
-def test_size_allowed_rejects_listed_size_beyond_max_dimension(tmp_path: Path) -> None:
+def test_size_policy_comes_from_max_dimension_and_allowed_sizes(tmp_path: Path) -> None:
     settings = load_settings(
-        write_ini(tmp_path, "[pymager]\nallowed_sizes = 100x100, 5000x10\nmax_dimension = 4096\n")
+        write_ini(tmp_path, "[pymager]\nallowed_sizes = 100x100, 5000x10\nmax_dimension = 1000\n")
     )
 
-    assert not settings.size_allowed(Size(5000, 10))
+    assert settings.size_policy == SizePolicy(1000, frozenset({Size(100, 100), Size(5000, 10)}))
+
+
+def test_size_policy_without_allowed_sizes_admits_every_size_up_to_max_dimension(tmp_path: Path) -> None:
+    settings = load_settings(write_ini(tmp_path, "[pymager]\nallowed_sizes =\n"))
+
+    assert settings.size_policy == SizePolicy(4096, frozenset())
 
 
 def test_load_settings_resolves_relative_data_directory_against_the_file(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pymager.domain import DerivedSpec, ImageFormat, ImageId, Size
+from pymager.domain import DerivedSpec, ImageFormat, ImageId, Size, SizePolicy
 from pymager.errors import InvalidDerivedSpec, InvalidImageId, UnknownFormat
 
 # ImageId
@@ -252,3 +252,29 @@ def test_derived_spec_sizes_with_leading_zeros_are_not_derived_urls(segment: str
     # One image, one URL, one path on disk: "010x20" would alias "10x20".
     with pytest.raises(InvalidDerivedSpec):
         DerivedSpec.parse(segment)
+
+
+# SizePolicy
+
+
+def test_size_policy_without_allowed_sizes_admits_any_size_up_to_max_dimension() -> None:
+    policy = SizePolicy(1000)
+
+    assert policy.allows(Size(1, 1))
+    assert policy.allows(Size(1000, 1000))
+    assert policy.allows(Size(17, 999))
+    assert not policy.allows(Size(1001, 10))
+    assert not policy.allows(Size(10, 1001))
+
+
+def test_size_policy_with_allowed_sizes_admits_only_them() -> None:
+    policy = SizePolicy(4096, frozenset({Size(100, 100), Size(800, 600)}))
+
+    assert policy.allows(Size(100, 100))
+    assert policy.allows(Size(800, 600))
+    assert not policy.allows(Size(600, 800))
+    assert not policy.allows(Size(100, 101))
+
+
+def test_size_policy_rejects_an_allowed_size_beyond_max_dimension() -> None:
+    assert not SizePolicy(4096, frozenset({Size(100, 100), Size(5000, 10)})).allows(Size(5000, 10))
