@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from pymager.adapters.db import make_engine, migrate
 from tests import images
-from tests.functional.conftest import free_port, start_server, upload, write_config
+from tests.functional.conftest import free_port, start_server, stop_and_check_log, upload, write_config
 from tests.functional.test_startup import refusal, run_standalone
 
 
@@ -45,8 +45,7 @@ def test_postgres_url_without_driver_migrates_and_serves(
         derived = requests.get(server.url(f"/derived/{image_id}-32x24.jpg"), timeout=30)
         assert derived.status_code == 200, derived.text
     finally:
-        server.stop()
-    assert "Traceback" not in server.log_path.read_text(errors="replace")
+        stop_and_check_log(server)
 
 
 @pytest.mark.parametrize(
