@@ -39,8 +39,8 @@ class IOriginalRepository(Interface):
         """Insert a ready original. Return ``False`` (inserting nothing) when the id already has a row,
         in any status; never raises for that conflict."""
 
-    def set_status(image_id: ImageId, status: OriginalStatus) -> None:
-        """Set the ``OriginalStatus`` of an existing row."""
+    def set_status(image_id: ImageId, status: OriginalStatus, now: datetime) -> None:
+        """Set the ``OriginalStatus`` of an existing row, changed at ``now``."""
 
     def remove(image_id: ImageId) -> None:
         """Delete the original's row and every derived row of it."""

@@ -129,7 +129,7 @@ class Repairer:
                     self._blobs.original_path(image_id)
                 ):
                     return  # the file is back (it was being replaced when the snapshot was taken)
-                uow.originals.set_status(image_id, OriginalStatus.DELETING)
+                uow.originals.set_status(image_id, OriginalStatus.DELETING, self._clock())
                 retired = self._blobs.retire_derived(image_id)
                 uow.commit()
             if retired is not None:

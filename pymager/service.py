@@ -136,7 +136,7 @@ class ImageService:
             if record is None:
                 raise ImageNotFound(valid_id)
             # A DELETING row is a delete that crashed half-way (or runs concurrently): finish it.
-            uow.originals.set_status(valid_id, OriginalStatus.DELETING)
+            uow.originals.set_status(valid_id, OriginalStatus.DELETING, self._clock())
             # Before the commit, under the row lock: a crash after this leaves either a ready original
             # without derived files (made again on request) or a deleting one with none to serve.
             retired = self._blobs.retire_derived(valid_id)

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from sqlalchemy import select
 from zope.interface.verify import verifyObject
 
 from pymager.adapters.db import SqlRegistry, make_engine, migrate
+from pymager.adapters.db.models import OriginalRow
 from pymager.adapters.db.repository import SqlDerivedRepository, SqlOriginalRepository
 from pymager.domain import (
     DerivedSpec,
@@ -109,7 +111,7 @@ def test_original_get_returns_none_when_missing(registry: SqlRegistry) -> None:
 def test_original_add_of_existing_id_returns_false_and_changes_nothing(registry: SqlRegistry) -> None:
     first = add_original(registry)
     with registry.unit_of_work(write=True) as uow:
-        uow.originals.set_status(ImageId("cat"), OriginalStatus.DELETING)
+        uow.originals.set_status(ImageId("cat"), OriginalStatus.DELETING, NOW)
         assert not uow.originals.add(make_original(created=NOW + timedelta(days=1)))
         uow.commit()
 
@@ -118,6 +120,19 @@ def test_original_add_of_existing_id_returns_false_and_changes_nothing(registry:
     assert record is not None
     assert record.original == first
     assert record.status is OriginalStatus.DELETING
+
+
+def test_original_set_status_records_the_time_it_is_given(registry: SqlRegistry) -> None:
+    add_original(registry)
+    later = NOW + timedelta(hours=3)
+
+    with registry.unit_of_work(write=True) as uow:
+        uow.originals.set_status(ImageId("cat"), OriginalStatus.DELETING, later)
+        uow.commit()
+
+    with registry.engine.connect() as connection:
+        updated_at = connection.scalar(select(OriginalRow.updated_at).where(OriginalRow.id == "cat"))
+    assert updated_at == later
 
 
 def test_original_lock_returns_the_record(registry: SqlRegistry) -> None:

@@ -71,7 +71,7 @@ class FakeOriginalRepository:
         self._tables.originals[original.image_id] = OriginalRecord(original, OriginalStatus.READY)
         return True
 
-    def set_status(self, image_id: ImageId, status: OriginalStatus) -> None:
+    def set_status(self, image_id: ImageId, status: OriginalStatus, now: datetime) -> None:
         self._tables.originals[image_id] = replace(self._tables.originals[image_id], status=status)
 
     def remove(self, image_id: ImageId) -> None:

@@ -71,7 +71,7 @@ def test_an_unfinished_delete_is_completed(world: World) -> None:
     world.upload("a")
     world.service.derived_file("a-10x10.png")
     with world.registry.unit_of_work(write=True) as uow:
-        uow.originals.set_status(ImageId("a"), OriginalStatus.DELETING)
+        uow.originals.set_status(ImageId("a"), OriginalStatus.DELETING, OLD)
         uow.commit()
     assert world.problems(repair=True) == ["unfinished delete"]
     assert world.blobs.files == {}
@@ -176,7 +176,7 @@ def _after_the_snapshot(world: World, change: Callable[[], None]) -> None:
 def test_an_id_deleted_and_uploaded_again_after_the_snapshot_is_left_alone(world: World) -> None:
     world.upload("x")
     with world.registry.unit_of_work(write=True) as uow:  # a live DELETE, half-way
-        uow.originals.set_status(ImageId("x"), OriginalStatus.DELETING)
+        uow.originals.set_status(ImageId("x"), OriginalStatus.DELETING, OLD)
         uow.commit()
 
     def finish_and_upload_again() -> None:

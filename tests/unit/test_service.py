@@ -192,7 +192,7 @@ def test_a_half_done_delete_hides_the_image_blocks_reupload_and_is_completed_by_
     world.service.derived_file("sample-10x10.png")
     # As if a DELETE crashed after marking the row, before removing the files.
     with world.registry.unit_of_work(write=True) as uow:
-        uow.originals.set_status(ImageId("sample"), OriginalStatus.DELETING)
+        uow.originals.set_status(ImageId("sample"), OriginalStatus.DELETING, NOW)
         uow.commit()
     with pytest.raises(ImageNotFound):
         world.service.original_file("sample")

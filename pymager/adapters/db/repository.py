@@ -3,7 +3,7 @@ the unit of work that owns the session does."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, Executable, and_, delete, select, update
@@ -97,11 +97,11 @@ class SqlOriginalRepository:
         }
         return _insert_ignoring_conflicts(self._session, OriginalRow, values)
 
-    def set_status(self, image_id: ImageId, status: OriginalStatus) -> None:
+    def set_status(self, image_id: ImageId, status: OriginalStatus, now: datetime) -> None:
         statement = (
             update(OriginalRow)
             .where(OriginalRow.id == str(image_id))
-            .values(status=status.value, updated_at=datetime.now(UTC))
+            .values(status=status.value, updated_at=now)
             .execution_options(synchronize_session=False)
         )
         self._session.execute(statement)
