@@ -212,6 +212,24 @@ def test_derived_mark_ready_only_by_its_owner(registry: SqlRegistry) -> None:
     assert (record.status, record.bytes, record.checksum) == (DerivedStatus.READY, 2048, "ef" * 32)
 
 
+def test_derived_take_over_of_a_ready_row_forgets_its_size_and_checksum(registry: SqlRegistry) -> None:
+    add_original(registry)
+    spec = make_spec()
+    claim(registry, spec, "worker-1")
+    with registry.unit_of_work(write=True) as uow:
+        assert uow.derived.mark_ready(spec, "worker-1", 2048, "ef" * 32, NOW)
+        uow.commit()
+
+    with registry.unit_of_work(write=True) as uow:  # its file went missing: generated again
+        assert uow.derived.take_over(spec, "worker-1", "worker-2", NOW)
+        uow.commit()
+
+    with registry.unit_of_work() as uow:
+        record = uow.derived.get(spec)
+    assert record is not None
+    assert (record.status, record.bytes, record.checksum) == (DerivedStatus.PENDING, None, None)
+
+
 def test_derived_release_deletes_only_a_pending_row_of_its_owner(registry: SqlRegistry) -> None:
     add_original(registry)
     pending, ready = make_spec(), DerivedSpec(ImageId("cat"), Size(10, 10), ImageFormat.JPEG)

@@ -102,7 +102,7 @@ class FakeDerivedRepository:
         if record is None or record.owner != expected_owner:
             return False
         self._tables.derived[_key(spec)] = replace(
-            record, status=DerivedStatus.PENDING, owner=owner, claimed_at=now
+            record, status=DerivedStatus.PENDING, owner=owner, claimed_at=now, bytes=None, checksum=None
         )
         return True
 

@@ -215,6 +215,7 @@ def test_derived_is_generated_once_then_served_from_disk(world: World) -> None:
     record = world.registry.tables.derived[("sample", 100, 50, "WEBP")]
     assert record.status is DerivedStatus.READY
     assert record.bytes == len(first)
+    assert record.checksum == hashlib.sha256(first).hexdigest()
 
 
 def test_derived_jpeg_and_jpg_are_the_same_image(world: World) -> None:
