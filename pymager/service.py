@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -207,27 +207,27 @@ class ImageService:
             # Released without a file: that generation failed or its process died. Try ourselves.
 
     def _generate(self, spec: DerivedSpec, deadline: float) -> None:
-        """Generate ``spec`` while holding its lock, in one of this process's generation slots. The slot
-        is given back once the image is rendered: publishing it (registry writes, fsyncs) leaves the
-        CPU to the next generation."""
+        """Generate ``spec`` while holding its lock: claim and render it in one of this process's
+        generation slots, then publish it. The slot is given back once the image is rendered: publishing
+        (registry writes, fsyncs) leaves the CPU to the next generation. A failure after the claim
+        releases it."""
         owner = new_owner()
-        with ExitStack() as slot:
-            slot.enter_context(self._generation_slot(deadline))
+        with self._generation_slot(deadline):
             original = self._claim(spec, owner)
-            staged: IStagedFile | None = None
             try:
-                staged = self._blobs.stage_derived(spec)
                 started = time.perf_counter()
-                self._render(spec, original, staged.file)
-                slot.close()
-                self._publish(spec, original, owner, staged)
-                elapsed = time.perf_counter() - started
+                staged = self._render(spec, original)
             except BaseException:
                 self._release(spec, owner)
                 raise
-            finally:
-                if staged is not None:
-                    staged.discard()
+        try:
+            self._publish(spec, original, owner, staged)
+        except BaseException:
+            self._release(spec, owner)
+            raise
+        finally:
+            staged.discard()
+        elapsed = time.perf_counter() - started
         self._metrics.derived_generated(elapsed)
         log.info("generated %s in %.0f ms", spec.key, elapsed * 1000)
 
@@ -267,13 +267,20 @@ class ImageService:
         finally:
             self._slots.release()
 
-    def _render(self, spec: DerivedSpec, original: Original, out: BinaryIO) -> None:
-        # Opened, the original stays readable even if a concurrent DELETE unlinks it meanwhile.
-        source = self._blobs.open(self._blobs.original_path(spec.image_id), original.format.mime_type)
-        if source is None:
-            raise ImageNotFound(spec.image_id)
-        with source.file:
-            self._processor.derive(source.file, spec.size, spec.format, out)
+    def _render(self, spec: DerivedSpec, original: Original) -> IStagedFile:
+        """Render ``spec`` from ``original`` into a new staged file, discarded if rendering fails."""
+        staged = self._blobs.stage_derived(spec)
+        try:
+            # Opened, the original stays readable even if a concurrent DELETE removes it meanwhile.
+            source = self._blobs.open(self._blobs.original_path(spec.image_id), original.format.mime_type)
+            if source is None:
+                raise ImageNotFound(spec.image_id)
+            with source.file:
+                self._processor.derive(source.file, spec.size, spec.format, staged.file)
+        except BaseException:
+            staged.discard()
+            raise
+        return staged
 
     def _publish(self, spec: DerivedSpec, original: Original, owner: str, staged: IStagedFile) -> None:
         """Record ``spec`` ready and move its file into place, under the original's row lock: a
