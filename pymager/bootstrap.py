@@ -14,7 +14,7 @@ from pymager.adapters.db import migrate
 from pymager.adapters.db.locks import AdvisoryLocks
 from pymager.adapters.db.uow import SqlRegistry, make_engine
 from pymager.adapters.db.urls import UnsupportedDatabaseURL, engine_url, shown_url
-from pymager.adapters.filesystem import FileBlobStore
+from pymager.adapters.filesystem import FileBlobStore, FileInventory
 from pymager.adapters.locks import FileLocks
 from pymager.adapters.metrics import PrometheusMetrics
 from pymager.adapters.pillow import PillowProcessor
@@ -118,7 +118,7 @@ def check_consistency(settings: Settings, repair: bool) -> list[Finding]:
     """Compare the registry with the data directory; with ``repair``, fix what is found."""
     blobs, registry = _open_storage(settings)
     try:
-        return Repairer(settings, registry, blobs).run(repair)
+        return Repairer(settings, registry, blobs, FileInventory(blobs)).run(repair)
     finally:
         registry.dispose()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from zope.interface import Attribute, Interface
 
@@ -106,77 +106,116 @@ class IRegistry(Interface):
 
 
 class IStagedFile(Interface):
-    """A temporary file beside its final path, published atomically or discarded."""
+    """A picture being written out of sight, then published under its final name at once, or discarded."""
 
     file = Attribute("binary file object open for writing")
-    path = Attribute("the temporary file's path")
+
+    def open_for_reading() -> BinaryIO:
+        """Flush ``file`` and return a new binary file object that reads what was written so far from its
+        start, without moving ``file``. The caller closes it."""
 
     def digest() -> tuple[int, str]:
         """Flush and return the size in bytes and the SHA-256 (hex) of what was written so far."""
 
     def publish() -> None:
-        """Flush, fsync, rename into the final path (replacing it), fsync the directory."""
+        """Make what was written visible under its final name at once (replacing what was there) and
+        durable before returning. Raise ``RuntimeError`` if already published or discarded."""
 
     def discard() -> None:
-        """Close and remove the temporary file. Safe to call after ``publish`` (then a no-op)."""
+        """Close and remove what was written. Safe to call after ``publish`` (then a no-op)."""
+
+
+class IRetiredFiles(Interface):
+    """Derived images of one original, out of service since ``IBlobStore.retire_derived`` and not yet
+    removed."""
+
+    def remove() -> None:
+        """Remove them for good. Safe to call twice."""
 
 
 class IBlobStore(Interface):
-    """Files of originals and derived images under the data directory."""
+    """The stored pictures, as the service asks for them: originals by id, derived images by spec. Where
+    and how they are kept is the adapter's business (the filesystem adapter keeps the layout that a
+    front server computes from a URL)."""
 
-    def original_path(image_id: ImageId) -> str:
-        """The final path of an original (``originals/<id>``)."""
+    def open_original(image_id: ImageId, image_format: ImageFormat) -> StoredFile | None:
+        """Open the published original ``image_id`` for reading and describe it as ``image_format``
+        (size, modification time, a strong ETag from the stored file's identity); ``None`` if there is
+        none. The caller closes ``file``, which stays readable if the original is deleted meanwhile."""
 
-    def derived_path(spec: DerivedSpec) -> str:
-        """The final path of a derived image, computable from its URL alone
-        (``derived/<id>/<W>x<H>.<ext>``)."""
+    def open_derived(spec: DerivedSpec) -> StoredFile | None:
+        """Like ``open_original``, for the published derived image ``spec``. Called on every cache hit,
+        so as cheap as opening one file."""
+
+    def has_original(image_id: ImageId) -> bool:
+        """Whether the original ``image_id`` is published."""
+
+    def has_derived(spec: DerivedSpec) -> bool:
+        """Whether the derived image ``spec`` is published."""
 
     def stage_original(image_id: ImageId) -> IStagedFile:
-        """Return an ``IStagedFile`` that will publish to ``original_path(image_id)``."""
+        """Return an ``IStagedFile`` that publishes the original ``image_id``."""
 
     def stage_derived(spec: DerivedSpec) -> IStagedFile:
-        """Return an ``IStagedFile`` that will publish to ``derived_path(spec)``."""
+        """Return an ``IStagedFile`` that publishes the derived image ``spec``."""
 
-    def open(path: str, content_type: str) -> StoredFile | None:
-        """Open the file at ``path`` for reading and describe it (size, modification time, a strong
-        ETag from its identity); ``None`` if there is no file there. The caller closes ``file``."""
-
-    def exists(path: str) -> bool:
-        """Whether a published file is at ``path``."""
-
-    def list_originals() -> list[tuple[ImageId, datetime]]:
-        """The ids of every original file on disk, with its modification time."""
-
-    def list_derived() -> list[tuple[DerivedSpec, datetime]]:
-        """The spec of every derived file on disk, with its modification time."""
-
-    def list_temporary() -> list[tuple[str, datetime, str]]:
-        """Temporary files, retired directories and empty image directories that a crash or a race
-        may have left: path, modification time and the owner (``<host>:<pid>:``) that created it,
-        ``""`` if unknown."""
-
-    def remove(path: str, listed: datetime | None = None) -> None:
-        """Remove a path listed by this store (a file, an empty directory, or a retired tree). With
-        ``listed``, only if it was not modified since it was listed at that time. Missing paths are not
-        an error."""
-
-    def retire_derived(image_id: ImageId) -> str | None:
-        """Move every derived file of ``image_id`` out of sight at once (a rename), so neither pymager
-        nor a front server serves them any more; return the moved-away path to ``remove``, or ``None``
-        when there were none."""
+    def retire_derived(image_id: ImageId) -> IRetiredFiles | None:
+        """Take every derived image of ``image_id`` out of service at once, so that neither pymager nor
+        a front server serves any of them any more, however long removing them takes; return them as
+        ``IRetiredFiles`` to remove later, or ``None`` when there were none."""
 
     def delete_image(image_id: ImageId) -> None:
-        """Remove an original's file and every derived file of it. Missing files are not an error."""
+        """Remove the original ``image_id`` and every derived image of it. Missing ones are not an
+        error."""
 
     def check() -> None:
-        """Raise ``ServiceUnavailable`` unless the data directory is usable for writing."""
+        """Raise ``ServiceUnavailable`` unless the store is usable for writing."""
+
+
+class Leftover(NamedTuple):
+    """Something a crash or a race may have left in a blob store (a temporary file, retired derived
+    images never removed, an emptied container): the store's own ``name`` for it (shown in findings,
+    given back to ``remove_leftover``), when it was last ``modified``, and the ``owner``
+    (``<host>:<pid>:``) of the process that created it, ``""`` if unknown."""
+
+    name: str
+    modified: datetime
+    owner: str
+
+
+class IBlobInventory(Interface):
+    """What a blob store holds, listed for the consistency check, and removal of what was listed. Only
+    the consistency check uses it: serving a request never lists."""
+
+    def list_originals() -> list[tuple[ImageId, datetime]]:
+        """Every published original, with its modification time."""
+
+    def list_derived() -> list[tuple[DerivedSpec, datetime]]:
+        """Every published derived image, with its modification time."""
+
+    def list_leftovers() -> list[Leftover]:
+        """Every ``Leftover`` in the store."""
+
+    def remove_original(image_id: ImageId, listed: datetime) -> None:
+        """Remove the original ``image_id`` if its modification time is still ``listed`` (otherwise an
+        upload published it again since it was listed). Missing is not an error."""
+
+    def remove_derived(spec: DerivedSpec, listed: datetime | None = None) -> None:
+        """Remove the derived image ``spec``; with ``listed``, only if its modification time is still
+        that. Missing is not an error."""
+
+    def remove_leftover(leftover: Leftover) -> None:
+        """Remove a ``Leftover`` listed by ``list_leftovers``, unless it was modified since (then someone
+        is using it). An emptied container is removed only while still empty. Missing is not an error;
+        a name outside the store is refused with ``ValueError``."""
 
 
 class IImageProcessor(Interface):
     """Decoding, checking and transforming images."""
 
-    def identify(path: str) -> ImageInfo:
-        """Return the ``ImageInfo`` of the file at ``path`` after decoding it completely.
+    def identify(source: BinaryIO) -> ImageInfo:
+        """Return the ``ImageInfo`` of the image in the binary file ``source`` (read from its start; the
+        caller closes it) after decoding it completely.
 
         Raise ``UnsupportedImage`` when it is not an image in an accepted format (without handing it to
         any other decoder) and ``CorruptImage`` when it is an accepted format that fails to decode."""
@@ -251,6 +290,7 @@ class IImageService(Interface):
 
 
 __all__ = [
+    "IBlobInventory",
     "IBlobStore",
     "IDerivedRepository",
     "IGenerationLocks",
@@ -260,6 +300,8 @@ __all__ = [
     "IMetrics",
     "IOriginalRepository",
     "IRegistry",
+    "IRetiredFiles",
     "IStagedFile",
     "IUnitOfWork",
+    "Leftover",
 ]

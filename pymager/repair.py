@@ -1,7 +1,8 @@
 """The consistency check: what crashes can leave behind, found and (on request) repaired.
 
 Every write in pymager is ordered so that a crash leaves one of the states below, never a row that a
-reader would trust wrongly; this module finds them by comparing the registry with the data directory.
+reader would trust wrongly; this module finds them by comparing the registry with what the blob
+store's inventory lists.
 
 It is safe beside running servers. Findings come from a snapshot, and the world may move on before a
 finding is fixed (a DELETE completes and the id is uploaded again; a crashed upload is retried), so
@@ -19,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from pymager.config import Settings
 from pymager.domain import DerivedRecord, DerivedSpec, DerivedStatus, ImageId, OriginalRecord, OriginalStatus
-from pymager.interfaces import IBlobStore, IRegistry
+from pymager.interfaces import IBlobInventory, IBlobStore, IRegistry, Leftover
 from pymager.owners import owner_alive
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,13 @@ class Repairer:
         settings: Settings,
         registry: IRegistry,
         blobs: IBlobStore,
+        inventory: IBlobInventory,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._blobs = blobs
+        self._inventory = inventory
         self._clock = clock
 
     def run(self, repair: bool) -> list[Finding]:
@@ -56,8 +59,8 @@ class Repairer:
         with self._registry.unit_of_work() as uow:
             originals = {record.original.image_id: record for record in uow.originals.list_all()}
             derived = {record.spec: record for record in uow.derived.list_all()}
-        original_files = dict(self._blobs.list_originals())
-        derived_files = dict(self._blobs.list_derived())
+        original_files = dict(self._inventory.list_originals())
+        derived_files = dict(self._inventory.list_derived())
         findings: list[Finding] = []
 
         def found(problem: str, subject: str, remedy: str, fix: Callable[[], None]) -> None:
@@ -78,13 +81,8 @@ class Repairer:
 
         for image_id, modified in original_files.items():
             if image_id not in originals and modified < grace:
-                path = self._blobs.original_path(image_id)
-                found(
-                    "original file without a row",
-                    path,
-                    "remove the file",
-                    self._orphan(image_id, None, modified),
-                )
+                remover = self._orphan(image_id, None, modified)
+                found("original file without a row", image_id, "remove the file", remover)
 
         for spec, claim in derived.items():
             if spec.image_id in deleted:
@@ -101,19 +99,13 @@ class Repairer:
             if spec.image_id in deleted or (spec.image_id in originals and spec in derived):
                 continue
             if modified < grace:
-                path = self._blobs.derived_path(spec)
-                found(
-                    "derived file without a row",
-                    path,
-                    "remove the file",
-                    self._orphan(spec.image_id, spec, modified),
-                )
+                remover = self._orphan(spec.image_id, spec, modified)
+                found("derived file without a row", spec.key, "remove the file", remover)
 
-        for path, modified, owner in self._blobs.list_temporary():
-            if _abandoned(owner, modified, grace):
-                found(
-                    "leftover temporary file or directory", path, "remove it", self._leftover(path, modified)
-                )
+        for leftover in self._inventory.list_leftovers():
+            if _abandoned(leftover.owner, leftover.modified, grace):
+                remover = self._leftover(leftover)
+                found("leftover temporary file or directory", leftover.name, "remove it", remover)
         return findings
 
     def _deleter(self, seen: OriginalRecord) -> Callable[[], None]:
@@ -125,15 +117,13 @@ class Repairer:
                 current = uow.originals.lock(image_id)
                 if current != seen:
                     return
-                if current.status is OriginalStatus.READY and self._blobs.exists(
-                    self._blobs.original_path(image_id)
-                ):
+                if current.status is OriginalStatus.READY and self._blobs.has_original(image_id):
                     return  # the file is back (it was being replaced when the snapshot was taken)
                 uow.originals.set_status(image_id, OriginalStatus.DELETING, self._clock())
                 retired = self._blobs.retire_derived(image_id)
                 uow.commit()
             if retired is not None:
-                self._blobs.remove(retired)
+                retired.remove()
             self._blobs.delete_image(image_id)
             with self._registry.unit_of_work(write=True) as uow:
                 uow.originals.remove(image_id)
@@ -152,12 +142,11 @@ class Repairer:
                 if spec is None:
                     if original is not None:
                         return
-                    path = self._blobs.original_path(image_id)
+                    self._inventory.remove_original(image_id, listed)
                 else:
                     if original is not None and uow.derived.get(spec) is not None:
                         return
-                    path = self._blobs.derived_path(spec)
-                self._blobs.remove(path, listed)
+                    self._inventory.remove_derived(spec, listed)
                 uow.commit()
 
         return remove
@@ -171,17 +160,16 @@ class Repairer:
                 uow.originals.lock(spec.image_id)  # what generations publish under
                 if uow.derived.get(spec) != seen:
                     return
-                path = self._blobs.derived_path(spec)
-                if seen.status is DerivedStatus.READY and self._blobs.exists(path):
+                if seen.status is DerivedStatus.READY and self._blobs.has_derived(spec):
                     return
-                self._blobs.remove(path)
+                self._inventory.remove_derived(spec)
                 uow.derived.remove(spec)
                 uow.commit()
 
         return remove
 
-    def _leftover(self, path: str, listed: datetime) -> Callable[[], None]:
-        return lambda: self._blobs.remove(path, listed)
+    def _leftover(self, leftover: Leftover) -> Callable[[], None]:
+        return lambda: self._inventory.remove_leftover(leftover)
 
 
 def _abandoned(owner: str, since: datetime, grace: datetime) -> bool:

@@ -6,7 +6,7 @@ Consistency protocol (see README, "Design"):
   committing. Bad input never creates a row or leaves a file.
 - Delete: mark the row ``DELETING`` (readers see 404, re-uploads 409), remove the files, delete the
   rows. A crash in between leaves a ``DELETING`` row that a retried DELETE (or the repair) completes.
-- Derive: a file at the derived path is served without touching the registry. On a miss, one thread
+- Derive: a published derived image is served without touching the registry. On a miss, one thread
   per process leads (single flight) and takes the image's cross-process lock (or blocks on it while
   another process generates); under the lock it claims the derived row, renders to a staged file and
   publishes it while holding the original's row lock, so a concurrent delete can never leave a derived
@@ -99,8 +99,8 @@ class ImageService:
         staged = self._blobs.stage_original(valid_id)
         try:
             size, checksum = self._copy_limited(upload, staged.file)
-            staged.file.flush()  # the processor reads the staged file by its path
-            info = self._processor.identify(staged.path)
+            with staged.open_for_reading() as written:
+                info = self._processor.identify(written)
             original = Original(valid_id, info.format, info.width, info.height, size, checksum, self._clock())
             with self._registry.unit_of_work(write=True) as uow:
                 if not uow.originals.add(original):
@@ -123,7 +123,7 @@ class ImageService:
         valid_id = ImageId(image_id)
         record = self._ready_original(valid_id)
         original = record.original
-        stored = self._blobs.open(self._blobs.original_path(valid_id), original.format.mime_type)
+        stored = self._blobs.open_original(valid_id, original.format)
         if stored is None:
             log.error("registry lists original %s but its file is missing", valid_id)
             raise ImageNotFound(valid_id)
@@ -142,7 +142,7 @@ class ImageService:
             retired = self._blobs.retire_derived(valid_id)
             uow.commit()
         if retired is not None:
-            self._blobs.remove(retired)
+            retired.remove()
         with self._registry.unit_of_work(write=True) as uow:
             current = uow.originals.lock(valid_id)
             # Only the original this DELETE marked: a concurrent DELETE may have finished it meanwhile
@@ -159,8 +159,7 @@ class ImageService:
         spec = DerivedSpec.parse(segment)
         if not self._sizes.allows(spec.size):
             raise SizeNotAllowed(f"size {spec.size} is not allowed on this server")
-        path = self._blobs.derived_path(spec)
-        stored = self._blobs.open(path, spec.format.mime_type)
+        stored = self._blobs.open_derived(spec)
         if stored is not None:  # the hot path: no registry, no lock
             self._metrics.derived_served("disk")
             return stored
@@ -174,23 +173,23 @@ class ImageService:
         generated_here = generated and not shared
         if shared:
             self._metrics.derived_coalesced()
-        stored = self._blobs.open(path, spec.format.mime_type)
+        stored = self._blobs.open_derived(spec)
         if stored is None:  # deleted between generation and now
             raise ImageNotFound(spec.image_id)
         self._metrics.derived_served("generated" if generated_here else "disk")
         return stored
 
     def _produce(self, spec: DerivedSpec) -> bool:
-        """Make sure the derived file exists: generate it under its cross-process lock, or block on
-        that lock while another process generates it. Return whether this process generated it."""
+        """Make sure the derived image is published: generate it under its cross-process lock, or
+        block on that lock while another process generates it. Return whether this process generated
+        it."""
         deadline = time.monotonic() + self._settings.wait_timeout
-        path = self._blobs.derived_path(spec)
         waited = False
         while True:
             lock = self._locks.try_acquire(spec)
             if lock is not None:
                 try:
-                    if self._blobs.exists(path):  # finished by another process since our miss
+                    if self._blobs.has_derived(spec):  # finished by another process since our miss
                         return False
                     self._generate(spec, deadline)
                     return True
@@ -202,9 +201,9 @@ class ImageService:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._locks.wait(spec, remaining):
                 raise self._still_generating(spec)
-            if self._blobs.exists(path):
+            if self._blobs.has_derived(spec):
                 return False
-            # Released without a file: that generation failed or its process died. Try ourselves.
+            # Released without an image: that generation failed or its process died. Try ourselves.
 
     def _generate(self, spec: DerivedSpec, deadline: float) -> None:
         """Generate ``spec`` while holding its lock: claim and render it in one of this process's
@@ -272,7 +271,7 @@ class ImageService:
         staged = self._blobs.stage_derived(spec)
         try:
             # Opened, the original stays readable even if a concurrent DELETE removes it meanwhile.
-            source = self._blobs.open(self._blobs.original_path(spec.image_id), original.format.mime_type)
+            source = self._blobs.open_original(spec.image_id, original.format)
             if source is None:
                 raise ImageNotFound(spec.image_id)
             with source.file:
@@ -283,8 +282,8 @@ class ImageService:
         return staged
 
     def _publish(self, spec: DerivedSpec, original: Original, owner: str, staged: IStagedFile) -> None:
-        """Record ``spec`` ready and move its file into place, under the original's row lock: a
-        concurrent DELETE either sees the derived file or made this fail."""
+        """Record ``spec`` ready with the size and SHA-256 of what was rendered, and publish it, under
+        the original's row lock: a concurrent DELETE either sees the derived image or made this fail."""
         size, checksum = staged.digest()
         with self._registry.unit_of_work(write=True) as uow:
             current = uow.originals.lock(spec.image_id)

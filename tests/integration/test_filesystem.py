@@ -1,4 +1,5 @@
-"""FileBlobStore on a real filesystem: layout, atomic publication, serving and deletion."""
+"""FileBlobStore and FileInventory on a real filesystem: layout, atomic publication, serving, deletion,
+and the listing and removal the consistency check uses."""
 
 from __future__ import annotations
 
@@ -6,16 +7,17 @@ import hashlib
 import os
 import shutil
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from zope.interface.verify import verifyObject
 
 from pymager import owners
-from pymager.adapters.filesystem import FileBlobStore, StagedFile
+from pymager.adapters.filesystem import FileBlobStore, FileInventory, StagedFile
 from pymager.domain import DerivedSpec, ImageFormat, ImageId, Size
 from pymager.errors import InvalidImageId, ServiceUnavailable
-from pymager.interfaces import IBlobStore, IStagedFile
+from pymager.interfaces import IBlobInventory, IBlobStore, IRetiredFiles, IStagedFile, Leftover
 
 
 @pytest.fixture
@@ -23,6 +25,11 @@ def store(tmp_path: Path) -> FileBlobStore:
     blobs = FileBlobStore(tmp_path / "data")
     blobs.prepare()
     return blobs
+
+
+@pytest.fixture
+def inventory(store: FileBlobStore) -> FileInventory:
+    return FileInventory(store)
 
 
 def spec(image_id: str = "cat", width: int = 10, height: int = 20, fmt: str = "png") -> DerivedSpec:
@@ -34,8 +41,13 @@ def publish(staged: StagedFile, data: bytes) -> None:
     staged.publish()
 
 
-def temporary(store: FileBlobStore) -> set[Path]:
-    return {Path(entry[0]) for entry in store.list_temporary()}
+def leftovers(inventory: FileInventory) -> set[Path]:
+    return {Path(leftover.name) for leftover in inventory.list_leftovers()}
+
+
+def leftover_named(inventory: FileInventory, path: Path | str) -> Leftover:
+    [leftover] = [leftover for leftover in inventory.list_leftovers() if leftover.name == str(path)]
+    return leftover
 
 
 def temp_files(directory: Path) -> list[Path]:
@@ -49,12 +61,26 @@ def test_file_blob_store_provides_iblobstore(store: FileBlobStore) -> None:
     assert verifyObject(IBlobStore, store)
 
 
+def test_file_inventory_provides_iblobinventory(inventory: FileInventory) -> None:
+    assert verifyObject(IBlobInventory, inventory)
+
+
 def test_staged_file_provides_istagedfile(store: FileBlobStore) -> None:
     staged = store.stage_original(ImageId("cat"))
     try:
         assert verifyObject(IStagedFile, staged)
     finally:
         staged.discard()
+
+
+def test_retired_directory_provides_iretiredfiles(store: FileBlobStore) -> None:
+    publish(store.stage_derived(spec()), b"d")
+    retired = store.retire_derived(ImageId("cat"))
+    assert retired is not None
+    try:
+        assert verifyObject(IRetiredFiles, retired)
+    finally:
+        retired.remove()
 
 
 # Layout
@@ -102,6 +128,23 @@ def test_derived_path_is_derived_id_size_canonical_extension(
 def test_paths_refuse_unvalidated_ids(store: FileBlobStore, bad: str) -> None:
     with pytest.raises(InvalidImageId):
         store.original_path(bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidImageId):
+        store.open_original(bad, ImageFormat.PNG)  # type: ignore[arg-type]
+    with pytest.raises(InvalidImageId):
+        store.open_derived(DerivedSpec(bad, Size(1, 1), ImageFormat.PNG))  # type: ignore[arg-type]
+
+
+def test_open_derived_serves_the_file_a_front_server_finds_from_the_url(store: FileBlobStore) -> None:
+    # deploy/apache maps /derived/<id>-<W>x<H>.<ext> to derived/<id>/<W>x<H>.<canonical ext>.
+    (store.root / "derived" / "a-b").mkdir()
+    (store.root / "derived" / "a-b" / "10x20.jpg").write_bytes(b"placed as the front server sees it")
+
+    stored = store.open_derived(DerivedSpec.parse("a-b-10x20.jpeg"))
+
+    assert stored is not None
+    with stored.file:
+        assert stored.file.read() == b"placed as the front server sees it"
+    assert stored.content_type == "image/jpeg"
 
 
 # Staging and publishing
@@ -114,15 +157,40 @@ def test_staged_file_is_invisible_until_publish(store: FileBlobStore) -> None:
     staged.file.flush()
 
     assert not final.exists()
-    assert not store.exists(str(final))
-    assert store.open(str(final), "image/png") is None
+    assert not store.has_original(ImageId("cat"))
+    assert store.open_original(ImageId("cat"), ImageFormat.PNG) is None
     assert Path(staged.path).parent == final.parent
     assert Path(staged.path).name.startswith(".tmp-")
 
     staged.publish()
 
     assert final.read_bytes() == b"meow"
-    assert store.exists(str(final))
+    assert store.has_original(ImageId("cat"))
+
+
+def test_staged_derived_file_is_invisible_until_publish(store: FileBlobStore) -> None:
+    staged = store.stage_derived(spec())
+    staged.file.write(b"pixels")
+    staged.file.flush()
+
+    assert not store.has_derived(spec())
+    assert store.open_derived(spec()) is None
+
+    staged.publish()
+
+    assert store.has_derived(spec())
+
+
+def test_open_for_reading_reads_what_was_written_without_moving_the_writer(store: FileBlobStore) -> None:
+    staged = store.stage_original(ImageId("cat"))
+    staged.file.write(b"meow")
+
+    with staged.open_for_reading() as reader:
+        assert reader.read() == b"meow"
+    staged.file.write(b"!")
+    staged.publish()
+
+    assert Path(store.original_path(ImageId("cat"))).read_bytes() == b"meow!"
 
 
 def test_published_file_has_mode_0644_and_leaves_no_temp(store: FileBlobStore) -> None:
@@ -246,22 +314,25 @@ def test_publish_after_discard_raises(store: FileBlobStore) -> None:
 # Opening
 
 
-def test_open_missing_path_returns_none(store: FileBlobStore) -> None:
-    assert store.open(store.original_path(ImageId("nobody")), "image/png") is None
-    assert store.open(store.derived_path(spec("nobody")), "image/png") is None
+def test_open_of_a_missing_image_returns_none(store: FileBlobStore) -> None:
+    assert store.open_original(ImageId("nobody"), ImageFormat.PNG) is None
+    assert store.open_derived(spec("nobody")) is None
+    assert not store.has_original(ImageId("nobody"))
+    assert not store.has_derived(spec("nobody"))
 
 
-def test_open_path_under_a_regular_file_returns_none(store: FileBlobStore) -> None:
-    publish(store.stage_original(ImageId("cat")), b"x")
+def test_open_derived_under_a_regular_file_returns_none(store: FileBlobStore) -> None:
+    (store.derived / "cat").write_bytes(b"x")  # where the image's directory would be
 
-    assert store.open(os.path.join(store.original_path(ImageId("cat")), "child"), "image/png") is None
+    assert store.open_derived(spec()) is None
+    assert not store.has_derived(spec())
 
 
 def test_open_describes_the_file(store: FileBlobStore) -> None:
     publish(store.stage_derived(spec()), b"0123456789")
     path = store.derived_path(spec())
 
-    stored = store.open(path, "image/png")
+    stored = store.open_derived(spec())
 
     assert stored is not None
     with stored.file:
@@ -277,8 +348,9 @@ def test_open_describes_the_file(store: FileBlobStore) -> None:
 def test_open_file_stays_readable_after_unlink(store: FileBlobStore) -> None:
     publish(store.stage_original(ImageId("cat")), b"still here")
     path = store.original_path(ImageId("cat"))
-    stored = store.open(path, "image/png")
+    stored = store.open_original(ImageId("cat"), ImageFormat.GIF)
     assert stored is not None
+    assert stored.content_type == "image/gif"
 
     with stored.file:
         os.unlink(path)
@@ -287,7 +359,7 @@ def test_open_file_stays_readable_after_unlink(store: FileBlobStore) -> None:
 
 def test_open_file_stays_readable_after_delete_image(store: FileBlobStore) -> None:
     publish(store.stage_derived(spec()), b"derived bytes")
-    stored = store.open(store.derived_path(spec()), "image/png")
+    stored = store.open_derived(spec())
     assert stored is not None
 
     with stored.file:
@@ -297,9 +369,9 @@ def test_open_file_stays_readable_after_delete_image(store: FileBlobStore) -> No
 
 def test_etag_is_stable_for_the_same_file(store: FileBlobStore) -> None:
     publish(store.stage_original(ImageId("cat")), b"same")
-    path = store.original_path(ImageId("cat"))
+    cat = ImageId("cat")
 
-    first, second = store.open(path, "image/png"), store.open(path, "image/png")
+    first, second = store.open_original(cat, ImageFormat.PNG), store.open_original(cat, ImageFormat.PNG)
 
     assert first is not None
     assert second is not None
@@ -309,15 +381,14 @@ def test_etag_is_stable_for_the_same_file(store: FileBlobStore) -> None:
 
 
 def test_etag_changes_when_file_is_replaced(store: FileBlobStore) -> None:
-    path = store.original_path(ImageId("cat"))
     publish(store.stage_original(ImageId("cat")), b"same")
-    before = store.open(path, "image/png")
+    before = store.open_original(ImageId("cat"), ImageFormat.PNG)
     assert before is not None
     before.file.close()
 
     publish(store.stage_original(ImageId("cat")), b"same")  # same size and content
 
-    after = store.open(path, "image/png")
+    after = store.open_original(ImageId("cat"), ImageFormat.PNG)
     assert after is not None
     after.file.close()
     assert after.etag != before.etag
@@ -326,7 +397,9 @@ def test_etag_changes_when_file_is_replaced(store: FileBlobStore) -> None:
 # Deleting
 
 
-def test_delete_image_removes_original_and_every_derived_file(store: FileBlobStore) -> None:
+def test_delete_image_removes_original_and_every_derived_file(
+    store: FileBlobStore, inventory: FileInventory
+) -> None:
     publish(store.stage_original(ImageId("cat")), b"original")
     for derived in (spec(), spec(width=30, height=30), spec(fmt="jpeg"), spec(fmt="webp")):
         publish(store.stage_derived(derived), b"derived")
@@ -338,7 +411,7 @@ def test_delete_image_removes_original_and_every_derived_file(store: FileBlobSto
     assert not Path(store.original_path(ImageId("cat"))).exists()
     assert not (store.derived / "cat").exists()
     assert not [p for p in store.derived.iterdir() if p.name.startswith(".trash-")]
-    assert temporary(store) == set()
+    assert leftovers(inventory) == set()
     assert Path(store.original_path(ImageId("dog"))).read_bytes() == b"other"
     assert Path(store.derived_path(spec("dog"))).read_bytes() == b"other derived"
 
@@ -368,7 +441,9 @@ def test_delete_image_refuses_unvalidated_id(store: FileBlobStore) -> None:
     assert Path(store.original_path(ImageId("cat"))).exists()
 
 
-def test_staged_derived_file_can_be_discarded_after_delete_image(store: FileBlobStore) -> None:
+def test_staged_derived_file_can_be_discarded_after_delete_image(
+    store: FileBlobStore, inventory: FileInventory
+) -> None:
     staged = store.stage_derived(spec())
     staged.file.write(b"half written")
 
@@ -376,10 +451,12 @@ def test_staged_derived_file_can_be_discarded_after_delete_image(store: FileBlob
     staged.discard()
 
     assert not (store.derived / "cat").exists()
-    assert temporary(store) == set()
+    assert leftovers(inventory) == set()
 
 
-def test_staged_derived_file_cannot_publish_after_delete_image(store: FileBlobStore) -> None:
+def test_staged_derived_file_cannot_publish_after_delete_image(
+    store: FileBlobStore, inventory: FileInventory
+) -> None:
     staged = store.stage_derived(spec())
     staged.file.write(b"half written")
     store.delete_image(ImageId("cat"))
@@ -389,13 +466,15 @@ def test_staged_derived_file_cannot_publish_after_delete_image(store: FileBlobSt
     staged.discard()
 
     assert not Path(store.derived_path(spec())).exists()
-    assert temporary(store) == set()
+    assert leftovers(inventory) == set()
 
 
 # Health and leftovers
 
 
-def test_list_temporary_lists_leftovers_of_a_crash(store: FileBlobStore) -> None:
+def test_list_leftovers_lists_temporary_files_of_a_crash(
+    store: FileBlobStore, inventory: FileInventory
+) -> None:
     crashed_original = store.stage_original(ImageId("cat"))
     crashed_derived = store.stage_derived(spec("dog"))
     publish(store.stage_original(ImageId("fine")), b"published")
@@ -403,27 +482,44 @@ def test_list_temporary_lists_leftovers_of_a_crash(store: FileBlobStore) -> None
     crashed_original.file.close()
     crashed_derived.file.close()
 
-    leftovers = temporary(store)
+    found = leftovers(inventory)
 
-    assert leftovers == {Path(crashed_original.path), Path(crashed_derived.path)}
+    assert found == {Path(crashed_original.path), Path(crashed_derived.path)}
 
 
-def test_list_temporary_lists_leftover_trash_directory(store: FileBlobStore) -> None:
+def test_list_leftovers_lists_leftover_trash_directory(
+    store: FileBlobStore, inventory: FileInventory
+) -> None:
     trash = store.derived / ".trash-deadbeef"
     trash.mkdir()
 
-    assert trash in temporary(store)
+    assert trash in leftovers(inventory)
 
 
-def test_list_temporary_is_empty_on_a_clean_store(store: FileBlobStore) -> None:
+def test_list_leftovers_lists_derived_files_retired_and_never_removed(
+    store: FileBlobStore, inventory: FileInventory
+) -> None:
+    publish(store.stage_derived(spec()), b"d")
+
+    retired = store.retire_derived(ImageId("cat"))  # a delete that crashed before removing them
+
+    assert retired is not None
+    assert leftovers(inventory) == {Path(retired.path)}
+
+
+def test_list_leftovers_is_empty_on_a_clean_store(store: FileBlobStore, inventory: FileInventory) -> None:
     publish(store.stage_original(ImageId("cat")), b"x")
     publish(store.stage_derived(spec()), b"y")
 
-    assert temporary(store) == set()
+    assert leftovers(inventory) == set()
 
 
-def test_list_temporary_on_missing_directories_is_empty(tmp_path: Path) -> None:
-    assert FileBlobStore(tmp_path / "never-prepared").list_temporary() == []
+def test_listings_on_missing_directories_are_empty(tmp_path: Path) -> None:
+    inventory = FileInventory(FileBlobStore(tmp_path / "never-prepared"))
+
+    assert inventory.list_leftovers() == []
+    assert inventory.list_originals() == []
+    assert inventory.list_derived() == []
 
 
 def test_check_passes_on_prepared_store(store: FileBlobStore) -> None:
@@ -448,24 +544,26 @@ def test_check_raises_service_unavailable_when_directory_is_a_file(store: FileBl
         store.check()
 
 
-def test_list_temporary_gives_modification_times(store: FileBlobStore) -> None:
+def test_list_leftovers_gives_modification_times(store: FileBlobStore, inventory: FileInventory) -> None:
     crashed = store.stage_original(ImageId("cat"))
     crashed.file.close()
 
-    [(path, modified, owner)] = store.list_temporary()
+    [leftover] = inventory.list_leftovers()
 
-    assert path == crashed.path
-    assert modified.tzinfo is not None
-    assert modified.timestamp() == pytest.approx(os.stat(path).st_mtime)
-    assert owner.endswith(f":{os.getpid()}:")
+    assert leftover.name == crashed.path
+    assert leftover.modified.tzinfo is not None
+    assert leftover.modified.timestamp() == pytest.approx(os.stat(crashed.path).st_mtime)
+    assert leftover.owner.endswith(f":{os.getpid()}:")
 
 
-def test_list_temporary_owner_of_untagged_name_is_unknown(store: FileBlobStore) -> None:
+def test_list_leftovers_owner_of_untagged_name_is_unknown(
+    store: FileBlobStore, inventory: FileInventory
+) -> None:
     (store.originals / ".tmp-untagged").write_bytes(b"")
 
-    [(_, _, owner)] = store.list_temporary()
+    [leftover] = inventory.list_leftovers()
 
-    assert owner == ""
+    assert leftover.owner == ""
 
 
 def test_staged_file_name_carries_host_and_pid(store: FileBlobStore) -> None:
@@ -481,14 +579,16 @@ def test_staged_file_name_carries_host_and_pid(store: FileBlobStore) -> None:
 # Listing what is on disk
 
 
-def test_list_originals_lists_published_originals_only(store: FileBlobStore) -> None:
+def test_list_originals_lists_published_originals_only(
+    store: FileBlobStore, inventory: FileInventory
+) -> None:
     publish(store.stage_original(ImageId("cat")), b"x")
     publish(store.stage_original(ImageId("dog")), b"y")
     store.stage_original(ImageId("crashed")).file.close()
     (store.originals / "not.an.id").write_bytes(b"stray")
     (store.originals / "a-directory").mkdir()
 
-    listed = dict(store.list_originals())
+    listed = dict(inventory.list_originals())
 
     assert set(listed) == {"cat", "dog"}
     assert all(isinstance(image_id, ImageId) for image_id in listed)
@@ -497,11 +597,7 @@ def test_list_originals_lists_published_originals_only(store: FileBlobStore) -> 
     )
 
 
-def test_list_originals_on_missing_directory_is_empty(tmp_path: Path) -> None:
-    assert FileBlobStore(tmp_path / "never-prepared").list_originals() == []
-
-
-def test_list_derived_lists_published_derived_files(store: FileBlobStore) -> None:
+def test_list_derived_lists_published_derived_files(store: FileBlobStore, inventory: FileInventory) -> None:
     published = {spec(), spec("a-b", 30, 40, "jpg"), spec("dog", fmt="webp")}
     for derived in published:
         publish(store.stage_derived(derived), b"d")
@@ -509,111 +605,155 @@ def test_list_derived_lists_published_derived_files(store: FileBlobStore) -> Non
     (store.derived / "cat" / "notes.txt").write_bytes(b"stray")
     (store.derived / ".trash-deadbeef").mkdir()
 
-    listed = {derived for derived, _ in store.list_derived()}
+    listed = {derived for derived, _ in inventory.list_derived()}
 
     assert listed == published
 
 
-def test_list_derived_lists_paths_that_exist(store: FileBlobStore) -> None:
+def test_list_derived_lists_images_the_store_serves(store: FileBlobStore, inventory: FileInventory) -> None:
     publish(store.stage_derived(spec(fmt="jpeg")), b"d")
 
-    [(derived, _)] = store.list_derived()
+    [(derived, _)] = inventory.list_derived()
 
     assert Path(store.derived_path(derived)).is_file()
+    assert store.has_derived(derived)
 
 
 @pytest.mark.parametrize("name", ["010x20.png", "10x20.jpeg"])
-def test_list_derived_ignores_non_canonical_file_names(store: FileBlobStore, name: str) -> None:
+def test_list_derived_ignores_non_canonical_file_names(
+    store: FileBlobStore, inventory: FileInventory, name: str
+) -> None:
     (store.derived / "cat").mkdir()
     (store.derived / "cat" / name).write_bytes(b"stray")
 
-    assert store.list_derived() == []
-
-
-def test_list_derived_on_missing_directory_is_empty(tmp_path: Path) -> None:
-    assert FileBlobStore(tmp_path / "never-prepared").list_derived() == []
+    assert inventory.list_derived() == []
 
 
 # Removing what a listing found
 
 
-def test_remove_deletes_a_leftover_temp_file(store: FileBlobStore) -> None:
+def test_remove_leftover_deletes_a_leftover_temp_file(store: FileBlobStore, inventory: FileInventory) -> None:
     crashed = store.stage_original(ImageId("cat"))
     crashed.file.close()
 
-    store.remove(crashed.path)
+    inventory.remove_leftover(leftover_named(inventory, crashed.path))
 
-    assert store.list_temporary() == []
+    assert inventory.list_leftovers() == []
 
 
-def test_remove_deletes_a_leftover_trash_tree(store: FileBlobStore) -> None:
+def test_remove_leftover_deletes_a_leftover_trash_tree(
+    store: FileBlobStore, inventory: FileInventory
+) -> None:
     trash = store.derived / ".trash-deadbeef"
     (trash / "cat").mkdir(parents=True)
     (trash / "cat" / "10x20.png").write_bytes(b"d")
 
-    store.remove(str(trash))
+    inventory.remove_leftover(leftover_named(inventory, trash))
 
     assert not trash.exists()
 
 
-def test_remove_of_missing_path_is_fine(store: FileBlobStore) -> None:
-    store.remove(str(store.originals / ".tmp-gone"))
+def test_remove_leftover_of_missing_path_is_fine(store: FileBlobStore, inventory: FileInventory) -> None:
+    inventory.remove_leftover(Leftover(str(store.originals / ".tmp-gone"), datetime.now(UTC), ""))
 
 
-def test_remove_refuses_path_outside_data_directory(store: FileBlobStore, tmp_path: Path) -> None:
+def test_remove_leftover_refuses_path_outside_data_directory(
+    inventory: FileInventory, tmp_path: Path
+) -> None:
     victim = tmp_path / "victim"
     victim.write_bytes(b"keep me")
+    listed = datetime.fromtimestamp(victim.stat().st_mtime, UTC)
 
     with pytest.raises(ValueError, match="outside"):
-        store.remove(str(victim))
+        inventory.remove_leftover(Leftover(str(victim), listed, ""))
 
     assert victim.exists()
 
 
-def test_remove_refuses_dot_dot_escape_from_data_directory(store: FileBlobStore, tmp_path: Path) -> None:
+def test_remove_leftover_refuses_dot_dot_escape_from_data_directory(
+    store: FileBlobStore, inventory: FileInventory, tmp_path: Path
+) -> None:
     victim = tmp_path / "victim"
     victim.write_bytes(b"keep me")
+    listed = datetime.fromtimestamp(victim.stat().st_mtime, UTC)
 
     with pytest.raises(ValueError, match="outside"):
-        store.remove(str(store.root / ".." / "victim"))
+        inventory.remove_leftover(Leftover(str(store.root / ".." / "victim"), listed, ""))
 
     assert victim.exists()
 
 
-def test_an_empty_image_directory_is_a_leftover_removed_only_while_empty(store: FileBlobStore) -> None:
+def test_an_empty_image_directory_is_a_leftover_removed_only_while_empty(
+    store: FileBlobStore, inventory: FileInventory
+) -> None:
     empty = store.derived / "gone"
     empty.mkdir()
-    leftovers = {path: (modified, owner) for path, modified, owner in store.list_temporary()}
-    assert str(empty) in leftovers
-    listed, _ = leftovers[str(empty)]
+    leftover = leftover_named(inventory, empty)
+    assert leftover.owner == ""
     (empty / "10x10.png").write_bytes(b"a generation got there first")
-    store.remove(str(empty), listed)
+    os.utime(empty, (leftover.modified.timestamp(), leftover.modified.timestamp()))  # same mtime, for sure
+    inventory.remove_leftover(leftover)
     assert (empty / "10x10.png").exists()  # not empty any more: kept
 
 
-def test_remove_leaves_a_file_changed_since_it_was_listed(store: FileBlobStore) -> None:
+def test_an_empty_image_directory_is_removed(store: FileBlobStore, inventory: FileInventory) -> None:
+    empty = store.derived / "gone"
+    empty.mkdir()
+
+    inventory.remove_leftover(leftover_named(inventory, empty))
+
+    assert not empty.exists()
+
+
+def test_remove_original_removes_the_file_listed(store: FileBlobStore, inventory: FileInventory) -> None:
+    publish(store.stage_original(ImageId("cat")), b"left by a crashed upload")
+    [(image_id, listed)] = inventory.list_originals()
+
+    inventory.remove_original(image_id, listed)
+
+    assert not store.has_original(ImageId("cat"))
+    inventory.remove_original(image_id, listed)  # missing: fine
+
+
+def test_remove_original_leaves_a_file_changed_since_it_was_listed(
+    store: FileBlobStore, inventory: FileInventory
+) -> None:
     staged = store.stage_original(ImageId("cat"))
     staged.file.write(b"old")
     staged.publish()
-    (listed,) = [modified for image_id, modified in store.list_originals() if image_id == "cat"]
+    (listed,) = [modified for image_id, modified in inventory.list_originals() if image_id == "cat"]
     fresh = store.stage_original(ImageId("cat"))
     fresh.file.write(b"a retried upload")
     os.utime(fresh.path, (1_000_000_000, 1_000_000_000))  # a different modification time, for sure
     fresh.publish()
-    store.remove(store.original_path(ImageId("cat")), listed)
+    inventory.remove_original(ImageId("cat"), listed)
     assert Path(store.original_path(ImageId("cat"))).read_bytes() == b"a retried upload"
+
+
+def test_remove_derived_removes_it_unless_changed_since_listed(
+    store: FileBlobStore, inventory: FileInventory
+) -> None:
+    publish(store.stage_derived(spec()), b"old")
+    [(derived, listed)] = inventory.list_derived()
+    os.utime(store.derived_path(derived), (1_000_000_000, 1_000_000_000))  # published again since
+
+    inventory.remove_derived(derived, listed)
+    assert store.has_derived(derived)
+
+    inventory.remove_derived(derived)  # unconditionally
+    assert not store.has_derived(derived)
+    inventory.remove_derived(derived)  # missing: fine
 
 
 def test_retire_derived_hides_every_derived_file_at_once(store: FileBlobStore) -> None:
     for name in ("10x10.png", "20x20.jpg"):
-        staged = store.stage_derived(
-            DerivedSpec.parse(f"cat-{name.replace('.', '.')}".replace("cat-", "cat-"))
-        )
-        staged.file.write(b"x")
-        staged.publish()
+        publish(store.stage_derived(DerivedSpec.parse(f"cat-{name}")), b"x")
     retired = store.retire_derived(ImageId("cat"))
     assert retired is not None
     assert not (store.derived / "cat").exists()
+    assert not store.has_derived(DerivedSpec.parse("cat-10x10.png"))
+    assert store.open_derived(DerivedSpec.parse("cat-20x20.jpg")) is None
     assert store.retire_derived(ImageId("cat")) is None
-    store.remove(retired)
-    assert not Path(retired).exists()
+    retired.remove()
+    assert not Path(retired.path).exists()
+    retired.remove()  # twice: fine

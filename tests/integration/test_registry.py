@@ -2,32 +2,48 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 import pytest
 from sqlalchemy import select
+from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from pymager.adapters.db import SqlRegistry, make_engine, migrate
 from pymager.adapters.db.models import OriginalRow
 from pymager.adapters.db.repository import SqlDerivedRepository, SqlOriginalRepository
+from pymager.adapters.filesystem import FileBlobStore
+from pymager.adapters.locks import FileLocks
+from pymager.adapters.metrics import PrometheusMetrics
+from pymager.config import Settings
 from pymager.domain import (
+    DerivedRecord,
     DerivedSpec,
     DerivedStatus,
     ImageFormat,
     ImageId,
+    ImageInfo,
     Original,
     OriginalStatus,
     Size,
 )
 from pymager.errors import ServiceUnavailable
-from pymager.interfaces import IDerivedRepository, IOriginalRepository, IRegistry, IUnitOfWork
+from pymager.interfaces import (
+    IDerivedRepository,
+    IImageProcessor,
+    IOriginalRepository,
+    IRegistry,
+    IUnitOfWork,
+)
+from pymager.service import ImageService
 
 T = TypeVar("T")
 NOW = datetime(2024, 5, 17, 12, 30, 15, 123456, tzinfo=UTC)
@@ -350,3 +366,74 @@ def test_sqlite_locked_beyond_its_busy_timeout_is_service_unavailable_then_recov
     finally:
         other.close()
         registry.dispose()
+
+
+# Derived rows through the service: what they record is what was published.
+
+
+@implementer(IImageProcessor)
+class NumberedRenders:
+    """Accepts any upload as a 40x30 PNG; render number n is n copies of ``b"render n;"``, so each
+    rendering differs in size and content. ``during_render`` runs inside each rendering."""
+
+    def __init__(self, during_render: Callable[[], None]) -> None:
+        self.renders = 0
+        self._during_render = during_render
+
+    def identify(self, source: BinaryIO) -> ImageInfo:
+        source.read()
+        return ImageInfo(ImageFormat.PNG, 40, 30)
+
+    def derive(self, source: BinaryIO, size: Size, image_format: ImageFormat, out: BinaryIO) -> None:
+        self.renders += 1
+        self._during_render()
+        out.write(f"render {self.renders};".encode() * self.renders)
+
+
+def test_derived_rows_record_the_size_and_sha256_of_the_published_file(
+    registry: SqlRegistry, tmp_path: Path
+) -> None:
+    blobs = FileBlobStore(tmp_path / "data")
+    blobs.prepare()
+    spec = DerivedSpec.parse("cat-10x10.png")
+    seen_while_rendering: list[DerivedRecord | None] = []
+
+    def look_at_the_row() -> None:
+        with registry.unit_of_work() as uow:
+            seen_while_rendering.append(uow.derived.get(spec))
+
+    processor = NumberedRenders(look_at_the_row)
+    service = ImageService(
+        Settings.for_directory(tmp_path / "data"),
+        registry,
+        blobs,
+        processor,
+        FileLocks(tmp_path / "data"),
+        PrometheusMetrics(),
+        lambda: NOW,
+    )
+    service.save_original("cat", lambda: io.BytesIO(b"any bytes"))
+
+    def published_and_recorded() -> tuple[tuple[int, str], tuple[int | None, str | None]]:
+        stored = service.derived_file(spec.key)
+        with stored.file:
+            data = stored.file.read()
+        with registry.unit_of_work() as uow:
+            record = uow.derived.get(spec)
+        assert record is not None
+        assert record.status is DerivedStatus.READY
+        return (len(data), hashlib.sha256(data).hexdigest()), (record.bytes, record.checksum)
+
+    published, recorded = published_and_recorded()
+    assert recorded == published
+    Path(blobs.derived_path(spec)).unlink()  # the file went missing: the next request makes it again
+    republished, recorded_again = published_and_recorded()
+    assert republished != published
+    assert recorded_again == republished
+    assert processor.renders == 2
+    # While a generation runs, its row is pending and lists no size or checksum: neither none yet
+    # (the first claim) nor the ones of the file that went missing (the take-over).
+    assert len(seen_while_rendering) == 2
+    for row in seen_while_rendering:
+        assert row is not None
+        assert (row.status, row.bytes, row.checksum) == (DerivedStatus.PENDING, None, None)

@@ -29,6 +29,7 @@ from pymager.domain import (
 )
 from pymager.errors import CorruptImage, ServiceUnavailable, UnsupportedImage
 from pymager.interfaces import (
+    IBlobInventory,
     IBlobStore,
     IDerivedRepository,
     IGenerationLocks,
@@ -37,8 +38,10 @@ from pymager.interfaces import (
     IMetrics,
     IOriginalRepository,
     IRegistry,
+    IRetiredFiles,
     IStagedFile,
     IUnitOfWork,
+    Leftover,
 )
 
 _SpecKey = tuple[str, int, int, str]
@@ -181,26 +184,38 @@ class FakeRegistry:
             raise ServiceUnavailable("the image registry is unavailable: fake outage")
 
 
+def _original_name(image_id: ImageId) -> str:
+    return f"originals/{image_id}"
+
+
+def _derived_name(spec: DerivedSpec) -> str:
+    return f"derived/{spec.image_id}/{spec.size}.{spec.format.extension}"
+
+
 @implementer(IStagedFile)
 class FakeStagedFile:
-    def __init__(self, store: FakeBlobStore, final_path: str) -> None:
+    def __init__(self, store: FakeBlobStore, final_name: str) -> None:
         self._store = store
-        self._final_path = final_path
+        self._final_name = final_name
         self.file: BinaryIO = io.BytesIO()
-        self.path = f"{final_path}.tmp-{id(self)}"
+        self.name = f"{final_name}.tmp-{id(self)}"
         self._done = False
-        store.temporary[self.path] = self
+        store.temporary[self.name] = self
+
+    def open_for_reading(self) -> BinaryIO:
+        return io.BytesIO(self.file.getvalue())  # type: ignore[attr-defined]
 
     def digest(self) -> tuple[int, str]:
-        self._store.digesting.append(self._final_path)
+        self._store.digesting.append(self._final_name)
         if self._store.digest_gate is not None:
             assert self._store.digest_gate.wait(10), "test gate never opened"
         data = self.file.getvalue()  # type: ignore[attr-defined]
         return len(data), hashlib.sha256(data).hexdigest()
 
     def publish(self) -> None:
-        assert not self._done
-        self._store.files[self._final_path] = self.file.getvalue()  # type: ignore[attr-defined]
+        if self._done:
+            raise RuntimeError(f"{self.name} was already published or discarded")
+        self._store.files[self._final_name] = self.file.getvalue()  # type: ignore[attr-defined]
         self._finish()
 
     def discard(self) -> None:
@@ -209,85 +224,120 @@ class FakeStagedFile:
 
     def _finish(self) -> None:
         self._done = True
-        self._store.temporary.pop(self.path, None)
+        self._store.temporary.pop(self.name, None)
+
+
+@implementer(IRetiredFiles)
+class FakeRetiredFiles:
+    def __init__(self, store: FakeBlobStore, name: str) -> None:
+        self._store = store
+        self.name = name
+
+    def remove(self) -> None:
+        self._store.retired.pop(self.name, None)
 
 
 @implementer(IBlobStore)
 class FakeBlobStore:
+    """Pictures in memory. ``files`` names them as the data directory lays them out
+    (``originals/<id>``, ``derived/<id>/<W>x<H>.<ext>``), so tests read like the disk."""
+
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.temporary: dict[str, FakeStagedFile] = {}
+        self.retired: dict[str, dict[str, bytes]] = {}  # retired but not yet removed, by name
         self.writable = True
-        self.mtime = datetime(2026, 1, 1, tzinfo=UTC)  # what list_* report as modification times
-        self.retired = 0
+        self.mtime = datetime(2026, 1, 1, tzinfo=UTC)  # every file's modification time, as listed
         # ``digest_gate``, when set, holds every staged file's ``digest`` (the step after rendering)
-        # until it is set; ``digesting`` lists the final paths whose digest was asked, in order.
+        # until it is set; ``digesting`` lists the final names whose digest was asked, in order.
         self.digest_gate: threading.Event | None = None
         self.digesting: list[str] = []
 
-    def original_path(self, image_id: ImageId) -> str:
-        return f"originals/{image_id}"
+    def open_original(self, image_id: ImageId, image_format: ImageFormat) -> StoredFile | None:
+        return self._open(_original_name(image_id), image_format.mime_type)
 
-    def derived_path(self, spec: DerivedSpec) -> str:
-        return f"derived/{spec.image_id}/{spec.size}.{spec.format.extension}"
+    def open_derived(self, spec: DerivedSpec) -> StoredFile | None:
+        return self._open(_derived_name(spec), spec.format.mime_type)
+
+    def has_original(self, image_id: ImageId) -> bool:
+        return _original_name(image_id) in self.files
+
+    def has_derived(self, spec: DerivedSpec) -> bool:
+        return _derived_name(spec) in self.files
 
     def stage_original(self, image_id: ImageId) -> FakeStagedFile:
-        return FakeStagedFile(self, self.original_path(image_id))
+        return FakeStagedFile(self, _original_name(image_id))
 
     def stage_derived(self, spec: DerivedSpec) -> FakeStagedFile:
-        return FakeStagedFile(self, self.derived_path(spec))
+        return FakeStagedFile(self, _derived_name(spec))
 
-    def open(self, path: str, content_type: str) -> StoredFile | None:
-        data = self.files.get(path)
-        if data is None:
-            return None
-        etag = f'"{hashlib.sha256(data).hexdigest()[:16]}"'
-        return StoredFile(io.BytesIO(data), content_type, len(data), datetime(2026, 1, 1, tzinfo=UTC), etag)
-
-    def exists(self, path: str) -> bool:
-        return path in self.files
-
-    def list_originals(self) -> list[tuple[ImageId, datetime]]:
-        return [(ImageId(p.split("/")[1]), self.mtime) for p in self.files if p.startswith("originals/")]
-
-    def list_derived(self) -> list[tuple[DerivedSpec, datetime]]:
-        found = []
-        for path in self.files:
-            if path.startswith("derived/"):
-                _, image_id, name = path.split("/")
-                found.append((DerivedSpec.parse(f"{image_id}-{name}"), self.mtime))
-        return found
-
-    def list_temporary(self) -> list[tuple[str, datetime, str]]:
-        return [(path, self.mtime, "") for path in self.temporary]
-
-    def remove(self, path: str, listed: datetime | None = None) -> None:
-        if listed is not None and listed != self.mtime:
-            return
-        self.files.pop(path, None)
-        self.temporary.pop(path, None)
-
-    def read_temporary(self, path: str) -> bytes:
-        return self.temporary[path].file.getvalue()  # type: ignore[attr-defined]
-
-    def retire_derived(self, image_id: ImageId) -> str | None:
-        moved = {p: data for p, data in self.files.items() if p.startswith(f"derived/{image_id}/")}
+    def retire_derived(self, image_id: ImageId) -> FakeRetiredFiles | None:
+        prefix = f"derived/{image_id}/"
+        moved = {name: data for name, data in self.files.items() if name.startswith(prefix)}
         if not moved:
             return None
-        for path in moved:
-            del self.files[path]
-        self.retired += 1
-        return f"derived/.trash-{self.retired}"
+        for name in moved:
+            del self.files[name]
+        retired = FakeRetiredFiles(self, f"derived/.trash-{len(self.retired)}-{image_id}")
+        self.retired[retired.name] = moved
+        return retired
 
     def delete_image(self, image_id: ImageId) -> None:
-        for path in [
-            p for p in self.files if p == f"originals/{image_id}" or p.startswith(f"derived/{image_id}/")
-        ]:
-            del self.files[path]
+        retired = self.retire_derived(image_id)
+        if retired is not None:
+            retired.remove()
+        self.files.pop(_original_name(image_id), None)
 
     def check(self) -> None:
         if not self.writable:
             raise ServiceUnavailable("the data directory is not writable")
+
+    def _open(self, name: str, content_type: str) -> StoredFile | None:
+        data = self.files.get(name)
+        if data is None:
+            return None
+        etag = f'"{hashlib.sha256(data).hexdigest()[:16]}"'
+        return StoredFile(io.BytesIO(data), content_type, len(data), self.mtime, etag)
+
+
+@implementer(IBlobInventory)
+class FakeInventory:
+    """What a ``FakeBlobStore`` holds; every item listed with the store's ``mtime``."""
+
+    def __init__(self, store: FakeBlobStore) -> None:
+        self._store = store
+
+    def list_originals(self) -> list[tuple[ImageId, datetime]]:
+        return [
+            (ImageId(name.split("/")[1]), self._store.mtime)
+            for name in self._store.files
+            if name.startswith("originals/")
+        ]
+
+    def list_derived(self) -> list[tuple[DerivedSpec, datetime]]:
+        found = []
+        for name in self._store.files:
+            if name.startswith("derived/"):
+                _, image_id, file_name = name.split("/")
+                found.append((DerivedSpec.parse(f"{image_id}-{file_name}"), self._store.mtime))
+        return found
+
+    def list_leftovers(self) -> list[Leftover]:
+        names = [*self._store.temporary, *self._store.retired]
+        return [Leftover(name, self._store.mtime, "") for name in names]
+
+    def remove_original(self, image_id: ImageId, listed: datetime) -> None:
+        if listed == self._store.mtime:
+            self._store.files.pop(_original_name(image_id), None)
+
+    def remove_derived(self, spec: DerivedSpec, listed: datetime | None = None) -> None:
+        if listed is None or listed == self._store.mtime:
+            self._store.files.pop(_derived_name(spec), None)
+
+    def remove_leftover(self, leftover: Leftover) -> None:
+        if leftover.modified == self._store.mtime:
+            self._store.temporary.pop(leftover.name, None)
+            self._store.retired.pop(leftover.name, None)
 
 
 def fake_image(image_format: ImageFormat = ImageFormat.JPEG, width: int = 40, height: int = 30) -> bytes:
@@ -300,15 +350,14 @@ class FakeProcessor:
     """Identifies ``fake_image`` bytes; ``b"CORRUPT"`` is a corrupt image, anything else no image.
     ``gate``, when set, holds every ``derive`` until it is set (for concurrency tests)."""
 
-    def __init__(self, blobs: FakeBlobStore) -> None:
-        self._blobs = blobs
+    def __init__(self) -> None:
         self.derive_calls: list[tuple[Size, ImageFormat]] = []
         self.gate: threading.Event | None = None
         self.started = threading.Event()
         self._lock = threading.Lock()
 
-    def identify(self, path: str) -> ImageInfo:
-        data = self._blobs.read_temporary(path)
+    def identify(self, source: BinaryIO) -> ImageInfo:
+        data = source.read()
         if data.startswith(b"CORRUPT"):
             raise CorruptImage("the JPEG data is corrupt or truncated: fake")
         parts = data.split(b":")

@@ -9,6 +9,7 @@ from zope.interface.verify import verifyObject
 from pymager.config import Settings
 from pymager.domain import DerivedSpec, ImageId
 from pymager.interfaces import (
+    IBlobInventory,
     IBlobStore,
     IDerivedRepository,
     IGenerationLocks,
@@ -18,11 +19,20 @@ from pymager.interfaces import (
     IMetrics,
     IOriginalRepository,
     IRegistry,
+    IRetiredFiles,
     IStagedFile,
     IUnitOfWork,
 )
 from pymager.service import ImageService
-from tests.unit.fakes import FakeBlobStore, FakeLocks, FakeMetrics, FakeProcessor, FakeRegistry
+from tests.unit.fakes import (
+    FakeBlobStore,
+    FakeInventory,
+    FakeLocks,
+    FakeMetrics,
+    FakeProcessor,
+    FakeRegistry,
+    fake_image,
+)
 
 
 def test_fakes_provide_their_interfaces() -> None:
@@ -34,8 +44,15 @@ def test_fakes_provide_their_interfaces() -> None:
     assert verifyObject(IOriginalRepository, uow.originals)
     assert verifyObject(IDerivedRepository, uow.derived)
     assert verifyObject(IBlobStore, blobs)
-    assert verifyObject(IStagedFile, blobs.stage_original(ImageId("x")))
-    assert verifyObject(IImageProcessor, FakeProcessor(blobs))
+    assert verifyObject(IBlobInventory, FakeInventory(blobs))
+    staged = blobs.stage_derived(DerivedSpec.parse("x-1x1.png"))
+    assert verifyObject(IStagedFile, staged)
+    staged.file.write(fake_image())
+    staged.publish()
+    retired = blobs.retire_derived(ImageId("x"))
+    assert retired is not None
+    assert verifyObject(IRetiredFiles, retired)
+    assert verifyObject(IImageProcessor, FakeProcessor())
     assert verifyObject(IMetrics, FakeMetrics())
     locks = FakeLocks()
     assert verifyObject(IGenerationLocks, locks)
@@ -45,12 +62,11 @@ def test_fakes_provide_their_interfaces() -> None:
 
 
 def test_image_service_provides_its_interface() -> None:
-    blobs = FakeBlobStore()
     service = ImageService(
         Settings.for_directory(Path("/x")),
         FakeRegistry(),
-        blobs,
-        FakeProcessor(blobs),
+        FakeBlobStore(),
+        FakeProcessor(),
         FakeLocks(),
         FakeMetrics(),
     )

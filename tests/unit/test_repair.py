@@ -6,51 +6,24 @@ import io
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import pytest
 
-from pymager.config import Settings
 from pymager.domain import DerivedSpec, DerivedStatus, ImageId, OriginalStatus
 from pymager.owners import new_owner
-from pymager.repair import Repairer
-from pymager.service import ImageService
-from tests.unit.fakes import FakeBlobStore, FakeLocks, FakeMetrics, FakeProcessor, FakeRegistry, fake_image
+from tests.unit.fakes import fake_image
+from tests.unit.world import NOW, World
 
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(minutes=5)  # older than generation_timeout (60 s)
-
-
-class World:
-    def __init__(self) -> None:
-        self.registry = FakeRegistry()
-        self.blobs = FakeBlobStore()
-        self.blobs.mtime = OLD
-        settings = Settings.for_directory(Path("/nonexistent"))
-        processor = FakeProcessor(self.blobs)
-        self.service = ImageService(
-            settings, self.registry, self.blobs, processor, FakeLocks(), FakeMetrics(), lambda: OLD
-        )
-        self.repairer = Repairer(settings, self.registry, self.blobs, lambda: NOW)
-
-    def upload(self, image_id: str) -> None:
-        self.service.save_original(image_id, lambda: io.BytesIO(fake_image()))
-
-    def problems(self, repair: bool = False) -> list[str]:
-        return [finding.problem for finding in self.repairer.run(repair)]
-
-    def claim(self, segment: str, owner: str, at: datetime) -> DerivedSpec:
-        spec = DerivedSpec.parse(segment)
-        with self.registry.unit_of_work(write=True) as uow:
-            assert uow.derived.claim(spec, owner, at)
-            uow.commit()
-        return spec
 
 
 @pytest.fixture
 def world() -> World:
-    return World()
+    world = World()
+    world.now = OLD  # what the service writes is old by the time the check runs, at NOW
+    world.blobs.mtime = OLD
+    return world
 
 
 def test_a_consistent_store_has_no_findings(world: World) -> None:
@@ -163,14 +136,14 @@ def test_pending_and_ready_records_are_told_apart(world: World) -> None:
 
 def _after_the_snapshot(world: World, change: Callable[[], None]) -> None:
     """Run ``change`` once the repairer has read the registry and listed the files, before any fix."""
-    listing = world.blobs.list_derived
+    listing = world.inventory.list_derived
 
     def list_then_change() -> list[tuple[DerivedSpec, datetime]]:
         found = listing()
         change()
         return found
 
-    world.blobs.list_derived = list_then_change  # type: ignore[method-assign]
+    world.inventory.list_derived = list_then_change  # type: ignore[method-assign]
 
 
 def test_an_id_deleted_and_uploaded_again_after_the_snapshot_is_left_alone(world: World) -> None:
@@ -208,4 +181,20 @@ def test_a_stale_claim_taken_over_after_the_snapshot_is_left_alone(world: World)
 def test_a_claim_of_a_live_process_on_this_host_is_kept_however_old(world: World) -> None:
     world.upload("a")
     world.claim("a-10x10.png", new_owner(), OLD - timedelta(days=1))  # this process: alive
+    assert world.problems() == []
+
+
+def test_derived_images_retired_by_a_delete_that_crashed_are_removed(world: World) -> None:
+    world.upload("a")
+    world.service.derived_file("a-10x10.png")
+    # A DELETE that died after its first transaction: marked, derived images retired, never removed.
+    with world.registry.unit_of_work(write=True) as uow:
+        uow.originals.set_status(ImageId("a"), OriginalStatus.DELETING, OLD)
+        world.blobs.retire_derived(ImageId("a"))
+        uow.commit()
+    assert sorted(world.problems(repair=True)) == [
+        "leftover temporary file or directory",
+        "unfinished delete",
+    ]
+    assert world.leaves_nothing("a")
     assert world.problems() == []

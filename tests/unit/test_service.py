@@ -8,13 +8,10 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import BinaryIO
 
 import pytest
 
-from pymager.config import Settings
 from pymager.domain import DerivedSpec, DerivedStatus, ImageFormat, ImageId, OriginalStatus, Size
 from pymager.errors import (
     BadUpload,
@@ -29,45 +26,8 @@ from pymager.errors import (
     UnsupportedImage,
     UploadTooLarge,
 )
-from pymager.service import ImageService
-from tests.unit.fakes import FakeBlobStore, FakeLocks, FakeMetrics, FakeProcessor, FakeRegistry, fake_image
-
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-
-
-class World:
-    def __init__(self, **overrides: object) -> None:
-        self.registry = FakeRegistry()
-        self.blobs = FakeBlobStore()
-        self.processor = FakeProcessor(self.blobs)
-        self.metrics = FakeMetrics()
-        self.locks = FakeLocks()
-        self.settings = Settings.for_directory(Path("/nonexistent"), **overrides)
-        self.now = NOW
-        self.service = ImageService(
-            self.settings,
-            self.registry,
-            self.blobs,
-            self.processor,
-            self.locks,
-            self.metrics,
-            lambda: self.now,
-        )
-
-    def upload(self, image_id: str, data: bytes) -> None:
-        self.service.save_original(image_id, lambda: io.BytesIO(data))
-
-    def leaves_nothing(self, image_id: str) -> bool:
-        return (
-            image_id not in self.registry.tables.originals
-            and not any(image_id in path for path in self.blobs.files)
-            and not self.blobs.temporary
-        )
-
-
-@pytest.fixture
-def world() -> World:
-    return World()
+from tests.unit.fakes import FakeRetiredFiles, fake_image
+from tests.unit.world import NOW, World
 
 
 def _never_called() -> BinaryIO:
@@ -543,18 +503,29 @@ def test_a_crash_mid_delete_leaves_no_derived_image_to_serve(world: World) -> No
 def test_a_second_delete_never_removes_an_original_uploaded_again_meanwhile(world: World) -> None:
     world.upload("x", fake_image(width=10))
     world.service.derived_file("x-5x5.png")  # so this DELETE has derived files to retire
-    remove = world.blobs.remove
+    retire = world.blobs.retire_derived
     raced = False
 
-    def first_delete_finishes_and_x_is_uploaded_again(path: str, listed: object = None) -> None:
-        nonlocal raced
-        remove(path)
-        if not raced:
-            raced = True
-            world.service.delete_original("x")  # a concurrent DELETE, finishing first
-            world.upload("x", fake_image(width=20))
+    class RemovedThenRaced:
+        """The derived files this DELETE retired; once they are removed, another DELETE of x finishes
+        first and x is uploaded again."""
 
-    world.blobs.remove = first_delete_finishes_and_x_is_uploaded_again  # type: ignore[method-assign,assignment]
+        def __init__(self, retired: FakeRetiredFiles) -> None:
+            self._retired = retired
+
+        def remove(self) -> None:
+            nonlocal raced
+            self._retired.remove()
+            if not raced:
+                raced = True
+                world.service.delete_original("x")
+                world.upload("x", fake_image(width=20))
+
+    def retire_then_race(image_id: ImageId) -> RemovedThenRaced | None:
+        retired = retire(image_id)
+        return None if retired is None else RemovedThenRaced(retired)
+
+    world.blobs.retire_derived = retire_then_race  # type: ignore[assignment,method-assign]
     world.service.delete_original("x")
     assert raced
     assert world.registry.tables.originals["x"].original.width == 20
