@@ -1,5 +1,6 @@
 """Process-wide settings for a pymager server process, standalone or under mod_wsgi, each measured
-with ``make bench`` (benchmarks/). Applied once, when the application is built."""
+with ``make bench`` (the figures are in benchmarks/README.md). Applied once, when the application is
+built."""
 
 from __future__ import annotations
 
@@ -21,21 +22,16 @@ SWITCH_INTERVAL = 0.001
 
 def tune_process() -> None:
     """- glibc's allocator is set to one heap shared by every thread, which keeps up to 32 MiB free at
-      its top, and maps only blocks over 32 MiB. A generation's big buffers (the original read in one
+      its top, and maps only blocks over 32 MiB: a generation's big buffers (the original read in one
       block, decoded pixels) are then reused from one request to the next instead of being mapped,
-      zero-filled and unmapped each time: with glibc's defaults or a 1 MiB mapping threshold a cold
-      24 MP → 200x200 request took about 2,800 page faults and 10 ms of system time (9% of its CPU),
-      now about 15 faults and 1.3 ms. With one heap per thread (glibc's default) freed buffers stayed
-      in each thread's heap: 8 concurrent cold 24 MP → 1024x768 derivations left the server at
-      289 MB RSS; with one heap, 112 MB. ``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_`` and
-      ``MALLOC_TRIM_THRESHOLD_`` in the environment still win.
+      zero-filled and unmapped each time, and freed buffers do not stay stranded in per-thread heaps
+      (RSS under concurrent generations stays bounded). ``MALLOC_ARENA_MAX``,
+      ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` in the environment still win.
     - Objects alive at start-up (modules, SQLAlchemy and CherryPy state) are frozen out of the cyclic
-      garbage collector, whose full collections over them paused every thread for about 40 ms.
+      garbage collector, whose full collections over them paused every thread.
     - A generation runs in C with the GIL released, but takes it back between steps (decode, resize,
-      encode) and waits behind the threads answering other requests: up to the switch interval each
-      time. At 1 ms instead of 5, 100 simultaneous requests for one cold 24 MP key took a median 167 ms
-      instead of 174 (8 bursts each, 16 threads); measured again later, 2 x 9 bursts each way, the
-      difference was inside the machine's noise. Kept: it bounds that wait, and hits did not suffer.
+      encode) and waits behind the threads answering other requests, up to the switch interval each
+      time; a shorter interval bounds that wait, and hits do not suffer from it.
     """
     if platform.libc_ver()[0] == "glibc":
         libc = ctypes.CDLL(None)
