@@ -19,6 +19,7 @@ from pymager.bootstrap import (
     StartupError,
     build,
     check_consistency,
+    database_label,
     migrate_database,
     tune_process,
 )
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(path)
         if args.migrate:
             revision = migrate_database(settings)
-            print(f"pymager: database at revision {revision} ({settings.database_url})")
+            print(f"pymager: database at revision {revision} ({database_label(settings)})")
             return 0
         if args.check or args.repair:
             return _check(settings, repair=args.repair)
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     cherrypy.config.update(_server_config(settings))
-    cherrypy.tree.graft(make_app(components.service, components.metrics, settings), "")
+    cherrypy.tree.mount(make_app(components.service, components.metrics, settings))
     RegistryPlugin(cherrypy.engine, components.registry).subscribe()
     cherrypy.engine.signals.subscribe()
     log.info("pymager serving %s on http://%s:%d/", settings.data_directory, settings.host, settings.port)

@@ -25,7 +25,6 @@ from pymager.process import tune_process
 from pymager.repair import Finding, Repairer
 from pymager.service import ImageService
 from pymager.web.app import make_app
-from pymager.web.derived import Router
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +34,7 @@ __all__ = [
     "StartupError",
     "build",
     "check_consistency",
+    "database_label",
     "make_wsgi_app",
     "migrate_database",
     "tune_process",
@@ -99,15 +99,7 @@ def _generation_locks(settings: Settings, registry: SqlRegistry) -> IGenerationL
 def build(settings: Settings) -> Components:
     """Wire the service to its adapters and check that the data directory and registry are usable."""
     blobs, registry = _open_storage(settings)
-    processor = PillowProcessor(
-        jpeg_quality=settings.jpeg_quality,
-        max_pixels=settings.max_pixels,
-        max_image_side=settings.max_image_side,
-        max_frames=settings.max_frames,
-        max_animation_pixels=settings.max_animation_pixels,
-        max_jpeg_scans=settings.max_jpeg_scans,
-        max_metadata_bytes=settings.max_metadata_bytes,
-    )
+    processor = PillowProcessor(settings.jpeg_quality, settings.decode_limits)
     metrics = PrometheusMetrics()
     locks = _generation_locks(settings, registry)
     service = ImageService(settings, registry, blobs, processor, locks, metrics)
@@ -121,6 +113,11 @@ def check_consistency(settings: Settings, repair: bool) -> list[Finding]:
         return Repairer(settings, registry, blobs, FileInventory(blobs)).run(repair)
     finally:
         registry.dispose()
+
+
+def database_label(settings: Settings) -> str:
+    """The registry's URL for messages and logs: as configured, its password masked."""
+    return shown_url(settings.database_url)
 
 
 def migrate_database(settings: Settings) -> str:
@@ -153,7 +150,7 @@ class RegistryPlugin(SimplePlugin):  # type: ignore[misc]  # CherryPy ships no t
         self._registry.dispose()
 
 
-def make_wsgi_app(ini_path: str | Path) -> Router:
+def make_wsgi_app(ini_path: str | Path) -> cherrypy.Application:
     """The WSGI application for a configuration file (used by ``deploy/apache/pymager.wsgi``)."""
     try:
         settings = load_settings(Path(ini_path))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from pymager.domain import Size, SizePolicy
+from pymager.domain import DecodeLimits, Size, SizePolicy
 
 CONFIG_ENV = "PYMAGER_CONFIG"
 DEFAULT_CONFIG = "pymager.ini"
@@ -32,12 +32,12 @@ class Settings:
     allowed_sizes: frozenset[Size]
     max_dimension: int = 4096
     max_upload_bytes: int = 50 * 1024 * 1024
-    max_pixels: int = 50_000_000
-    max_image_side: int = 20_000
-    max_frames: int = 1_000
-    max_animation_pixels: int = 250_000_000
-    max_jpeg_scans: int = 100
-    max_metadata_bytes: int = 4 * 1024 * 1024
+    max_pixels: int = DecodeLimits.max_pixels
+    max_image_side: int = DecodeLimits.max_image_side
+    max_frames: int = DecodeLimits.max_frames
+    max_animation_pixels: int = DecodeLimits.max_animation_pixels
+    max_jpeg_scans: int = DecodeLimits.max_jpeg_scans
+    max_metadata_bytes: int = DecodeLimits.max_metadata_bytes
     jpeg_quality: int = 85
     cache_control_original: str = "public, max-age=86400"
     cache_control_derived: str = "public, max-age=86400"
@@ -49,6 +49,18 @@ class Settings:
     thread_pool: int = 16
     socket_timeout: float = 10.0
     api_keys: frozenset[str] = frozenset()  # "sha256:<hex>" of each key allowed to write
+
+    @property
+    def decode_limits(self) -> DecodeLimits:
+        """The decoding limits, as the image processor takes them."""
+        return DecodeLimits(
+            max_pixels=self.max_pixels,
+            max_image_side=self.max_image_side,
+            max_frames=self.max_frames,
+            max_animation_pixels=self.max_animation_pixels,
+            max_jpeg_scans=self.max_jpeg_scans,
+            max_metadata_bytes=self.max_metadata_bytes,
+        )
 
     @classmethod
     def for_directory(cls, data_directory: Path, **overrides: object) -> Settings:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from pymager.errors import InvalidDerivedSpec, InvalidImageId, UnknownFormat
+from pymager.errors import DecodingLimit, InvalidDerivedSpec, InvalidImageId, UnknownFormat
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # The id may itself contain '-', so the size is the *last* "-<W>x<H>" before the extension. Sizes have
@@ -122,6 +122,48 @@ class SizePolicy:
         if size.width > self.max_dimension or size.height > self.max_dimension:
             return False
         return not self.allowed or size in self.allowed
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What an uploaded image may demand of the decoders. Each field is the setting of the same name
+    (see the README), with its default; ``Settings`` takes its defaults from here."""
+
+    max_pixels: int = 50_000_000
+    max_image_side: int = 20_000
+    max_frames: int = 1_000
+    max_animation_pixels: int = 250_000_000
+    max_jpeg_scans: int = 100
+    max_metadata_bytes: int = 4 * 1024 * 1024
+
+    def check_size(self, width: int, height: int) -> None:
+        """Refuse a picture (or GIF canvas, or frame) of ``width`` x ``height``."""
+        if width * height > self.max_pixels:
+            raise DecodingLimit(
+                f"the image is {width}x{height} = {width * height} pixels; "
+                f"at most {self.max_pixels} pixels are accepted (max_pixels)",
+                "max_pixels",
+            )
+        if max(width, height) > self.max_image_side:
+            raise DecodingLimit(
+                f"the image is {width}x{height}; at most {self.max_image_side} pixels per side are "
+                "accepted (max_image_side)",
+                "max_image_side",
+            )
+
+    def check_frames(self, frames: int, width: int, height: int) -> None:
+        """Refuse an animation of ``frames`` frames on a ``width`` x ``height`` canvas."""
+        if frames > self.max_frames:
+            raise DecodingLimit(
+                f"the animation has {frames} frames; at most {self.max_frames} are accepted (max_frames)",
+                "max_frames",
+            )
+        if frames * width * height > self.max_animation_pixels:
+            raise DecodingLimit(
+                f"the animation has {frames} frames of {width}x{height} = {frames * width * height} "
+                f"pixels; at most {self.max_animation_pixels} are accepted (max_animation_pixels)",
+                "max_animation_pixels",
+            )
 
 
 @dataclass(frozen=True)

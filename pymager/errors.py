@@ -13,6 +13,46 @@ class PymagerError(Exception):
         self.detail = detail
 
 
+# -- requests that name nothing, or ask what a resource cannot do ----------------------------------
+
+
+class NoSuchResource(PymagerError):
+    """No route answers the path (also a route's path with a segment too many or too few)."""
+
+    title = "Not found"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"nothing is served at {path[:200]!r}")
+
+
+class MethodNotAllowed(PymagerError):
+    """The resource exists but does not answer this method."""
+
+    title = "Method not allowed"
+
+    def __init__(self, method: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(f"{method[:20]} is not allowed here; use {', '.join(allowed)}")
+        self.allowed = allowed
+
+
+class MalformedRequest(PymagerError):
+    """The HTTP request itself is malformed (no ``Host`` on HTTP/1.1, a broken header)."""
+
+    title = "Bad request"
+
+
+class InternalError(PymagerError):
+    """A failure nobody expected; logged with its traceback, which the client never sees."""
+
+    title = "Internal server error"
+
+    def __init__(self) -> None:
+        super().__init__("the server failed to handle this request")
+
+
+# -- ids and derived URLs ---------------------------------------------------------------------------
+
+
 class InvalidImageId(PymagerError):
     title = "Invalid image id"
 
@@ -36,14 +76,63 @@ class UnknownFormat(PymagerError):
         super().__init__(f"unknown image extension {extension[:20]!r}; use jpg, jpeg, png, gif or webp")
 
 
+class SizeNotAllowed(PymagerError):
+    title = "Size not allowed"
+
+
+class RangeNotSatisfiable(PymagerError):
+    """A ``Range`` that starts beyond the file's end (or asks for its last 0 bytes)."""
+
+    title = "Range not satisfiable"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the file has {size} bytes")
+        self.size = size
+
+
+# -- uploads ----------------------------------------------------------------------------------------
+
+
 class BadUpload(PymagerError):
     """The upload request is malformed (missing ``file`` field, broken multipart)."""
 
     title = "Bad upload"
 
 
-class SizeNotAllowed(PymagerError):
-    title = "Size not allowed"
+class UnsupportedImage(PymagerError):
+    """Not an image, or an image in a format pymager does not accept."""
+
+    title = "Unsupported image"
+
+
+class CorruptImage(PymagerError):
+    """An accepted format whose data is corrupt or truncated."""
+
+    title = "Corrupt image"
+
+
+class DecodingLimit(PymagerError):
+    """An image that would demand more of the decoders than a decoding limit allows; ``limit`` names
+    the setting (``max_pixels``, ``max_frames`` …)."""
+
+    title = "Decoding limit exceeded"
+
+    def __init__(self, detail: str, limit: str) -> None:
+        super().__init__(detail)
+        self.limit = limit
+
+
+class UploadTooLarge(PymagerError):
+    title = "Upload too large"
+
+
+class LengthRequired(PymagerError):
+    """An upload sent with neither ``Content-Length`` nor ``Transfer-Encoding: chunked``."""
+
+    title = "Length required"
+
+    def __init__(self) -> None:
+        super().__init__("send the upload with a Content-Length or chunked")
 
 
 class ImageNotFound(PymagerError):
@@ -61,25 +150,13 @@ class ImageAlreadyExists(PymagerError):
 
 
 class Unauthorized(PymagerError):
-    """A write without a valid ``Authorization: Bearer <key>`` while ``[auth] api_keys`` is set."""
+    """A write without a valid API key (``Bearer``, or ``Basic`` with the key as password) while
+    ``[auth] api_keys`` is set."""
 
     title = "Unauthorized"
 
 
-class UploadTooLarge(PymagerError):
-    title = "Upload too large"
-
-
-class UnsupportedImage(PymagerError):
-    """Not an image, or an image in a format pymager does not accept."""
-
-    title = "Unsupported media type"
-
-
-class CorruptImage(PymagerError):
-    """An accepted format whose data is corrupt, truncated or beyond the decoding limits."""
-
-    title = "Corrupt image"
+# -- the server's own state -------------------------------------------------------------------------
 
 
 class ServiceUnavailable(PymagerError):

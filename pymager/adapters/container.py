@@ -1,7 +1,7 @@
 """Decoding limits checked on the raw container, before any decoder sees the file.
 
 The scan walks the structure of a JPEG, PNG, GIF or WebP file (markers, chunks, blocks) without
-decompressing a pixel, and refuses, as ``CorruptImage`` naming the limit, a file whose header declares
+decompressing a pixel, and refuses, as ``DecodingLimit`` naming the limit, a file whose header declares
 too many pixels or too long a side (every GIF frame and WebP canvas included), too many animation
 frames or decoded animation pixels, a progressive JPEG with too many scans, or too much metadata
 (JPEG APPn/COM segments, PNG ancillary chunks counted decompressed, WebP EXIF/XMP/ICCP and unknown
@@ -17,10 +17,9 @@ import mmap
 import re
 import struct
 import zlib
-from dataclasses import dataclass
 
-from pymager.config import Settings
-from pymager.errors import CorruptImage
+from pymager.domain import DecodeLimits
+from pymager.errors import DecodingLimit
 
 Buffer = bytes | mmap.mmap
 
@@ -35,44 +34,6 @@ _WEBP_IMAGE_CHUNKS = frozenset({b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"A
 _GIF_METADATA_LABELS = frozenset({0x01, 0xFE, 0xFF})  # plain text, comment, application extensions
 
 
-@dataclass(frozen=True)
-class DecodeLimits:
-    """What an uploaded image may demand of the decoders. Every field is a setting (see the README),
-    with the setting's default."""
-
-    max_pixels: int = Settings.max_pixels
-    max_image_side: int = Settings.max_image_side
-    max_frames: int = Settings.max_frames
-    max_animation_pixels: int = Settings.max_animation_pixels
-    max_jpeg_scans: int = Settings.max_jpeg_scans
-    max_metadata_bytes: int = Settings.max_metadata_bytes
-
-    def check_size(self, width: int, height: int) -> None:
-        """Refuse a picture (or GIF canvas, or frame) of ``width`` x ``height``."""
-        if width * height > self.max_pixels:
-            raise CorruptImage(
-                f"the image is {width}x{height} = {width * height} pixels; "
-                f"at most {self.max_pixels} pixels are accepted (max_pixels)"
-            )
-        if max(width, height) > self.max_image_side:
-            raise CorruptImage(
-                f"the image is {width}x{height}; at most {self.max_image_side} pixels per side are "
-                "accepted (max_image_side)"
-            )
-
-    def check_frames(self, frames: int, width: int, height: int) -> None:
-        """Refuse an animation of ``frames`` frames on a ``width`` x ``height`` canvas."""
-        if frames > self.max_frames:
-            raise CorruptImage(
-                f"the animation has {frames} frames; at most {self.max_frames} are accepted (max_frames)"
-            )
-        if frames * width * height > self.max_animation_pixels:
-            raise CorruptImage(
-                f"the animation has {frames} frames of {width}x{height} = {frames * width * height} "
-                f"pixels; at most {self.max_animation_pixels} are accepted (max_animation_pixels)"
-            )
-
-
 class _Scan:
     """Counters of one file's scan; each ``add_*`` raises as soon as a limit is passed."""
 
@@ -84,16 +45,18 @@ class _Scan:
     def add_metadata(self, count: int) -> None:
         self.metadata += count
         if self.metadata > self.limits.max_metadata_bytes:
-            raise CorruptImage(
+            raise DecodingLimit(
                 f"the image carries more than {self.limits.max_metadata_bytes} bytes of metadata "
-                "(EXIF, XMP, ICC profile, comments, text); the limit is max_metadata_bytes"
+                "(EXIF, XMP, ICC profile, comments, text); the limit is max_metadata_bytes",
+                "max_metadata_bytes",
             )
 
     def add_scan(self) -> None:
         self.scans += 1
         if self.scans > self.limits.max_jpeg_scans:
-            raise CorruptImage(
-                f"the progressive JPEG has more than {self.limits.max_jpeg_scans} scans (max_jpeg_scans)"
+            raise DecodingLimit(
+                f"the progressive JPEG has more than {self.limits.max_jpeg_scans} scans (max_jpeg_scans)",
+                "max_jpeg_scans",
             )
 
     def budget(self) -> int:
@@ -169,7 +132,7 @@ def _next_jpeg_marker(data: Buffer, pos: int) -> int | None:
 def _forget(data: Buffer, upto: int) -> None:
     """Drop the pages of a mapped file before ``upto`` from this process's resident memory. They stay
     in the page cache, where the decoder reads them next; only this process's RSS stops counting them
-    (a 30 MB upload otherwise added 28 MB of mapped pages to the server's RSS while it was checked)."""
+    (otherwise a large upload's mapped pages count in the server's RSS while it is checked)."""
     if isinstance(data, mmap.mmap):
         length = upto - upto % mmap.PAGESIZE
         if length > 0:

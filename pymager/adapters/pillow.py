@@ -25,9 +25,9 @@ from typing import Any, BinaryIO, cast
 from PIL import Image, ImageFile, ImageSequence, UnidentifiedImageError
 from zope.interface import implementer
 
-from pymager.adapters.container import DecodeLimits, check_container
-from pymager.domain import ImageFormat, ImageInfo, Size
-from pymager.errors import CorruptImage, UnsupportedImage
+from pymager.adapters.container import check_container
+from pymager.domain import DecodeLimits, ImageFormat, ImageInfo, Size
+from pymager.errors import CorruptImage, DecodingLimit, UnsupportedImage
 from pymager.interfaces import IImageProcessor
 
 log = logging.getLogger(__name__)
@@ -39,12 +39,10 @@ DECODE_ERRORS_WITH_ZLIB = (*DECODE_ERRORS, zlib.error)
 # Resize first by an integer factor down to at most this many times the final size, then resample.
 REDUCING_GAP = 2.0
 # How much of the file Pillow hands its decoder per call. Between calls it takes the GIL back, and
-# while other threads run Python (requests, the registry) each take waits up to the interpreter's
-# switch interval (5 ms): beside one busy thread, a 24 MP (9.3 MB) JPEG took 880 ms to decode at 1/8
-# scale in Pillow's default 64 KiB blocks, 226 ms in 1 MiB blocks and 123-134 ms in one block (92 ms
-# alone). A derivation hands over the whole file, up to 16 MiB at a time (a transient copy per running
-# generation), asking for exactly what is left: a larger read than the file cost 5 ms more, alone.
-# The upload check, whose memory is bounded more tightly, reads 1 MiB at a time.
+# while other threads run Python each take waits up to the interpreter's switch interval, so small
+# blocks multiply a decode's time beside busy threads. A derivation hands over the whole file, up to
+# 16 MiB at a time (a transient copy per running generation), asking for exactly what is left (a
+# larger read costs more). The upload check, whose memory is bounded more tightly, reads 1 MiB at a time.
 DERIVE_DECODER_BLOCK = 16 << 20
 IDENTIFY_DECODER_BLOCK = 1 << 20
 WHITE = 255
@@ -67,22 +65,20 @@ _GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I
 class PillowProcessor:
     """``IImageProcessor`` on Pillow. Thread-safe: it keeps no state besides its settings."""
 
-    def __init__(self, jpeg_quality: int = 85, **limits: int) -> None:
-        """``limits`` are ``DecodeLimits`` fields (``max_pixels=...``); the others keep their defaults."""
+    def __init__(self, jpeg_quality: int = 85, limits: DecodeLimits | None = None) -> None:
         self.jpeg_quality = jpeg_quality
-        self.limits = DecodeLimits(**limits)
+        self.limits = limits or DecodeLimits()
 
-    def identify(self, path: str) -> ImageInfo:
-        with open(path, "rb") as file:
-            _check_container(file, self.limits)
-            with self._open(file, IDENTIFY_DECODER_BLOCK) as image:
-                image_format = ImageFormat(image.format)
-                width, height = image.size  # as stored, before any draft scaling
-                with _decoding(image_format):
-                    self.limits.check_frames(getattr(image, "n_frames", 1), width, height)
-                    _decode_all_frames(image)
+    def identify(self, source: BinaryIO) -> ImageInfo:
+        _check_container(source, self.limits)
+        with self._open(source, IDENTIFY_DECODER_BLOCK) as image:
+            image_format = ImageFormat(image.format)
+            width, height = image.size  # as stored, before any draft scaling
+            with _decoding(image_format):
+                self.limits.check_frames(getattr(image, "n_frames", 1), width, height)
+                _decode_all_frames(image)
         if image_format is ImageFormat.PNG:
-            self._verify_png(path)
+            self._verify_png(source)
         return ImageInfo(image_format, width, height)
 
     def derive(self, source: BinaryIO, size: Size, image_format: ImageFormat, out: BinaryIO) -> None:
@@ -108,7 +104,9 @@ class PillowProcessor:
         try:
             image = Image.open(file, formats=ACCEPTED_FORMATS)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise CorruptImage(f"{exc}; at most {self.limits.max_pixels} pixels are accepted") from None
+            raise DecodingLimit(
+                f"{exc}; at most {self.limits.max_pixels} pixels are accepted (max_pixels)", "max_pixels"
+            ) from None
         except DECODE_ERRORS_WITH_ZLIB as exc:
             raise _open_failure(file, exc) from None
         with image:
@@ -116,9 +114,9 @@ class PillowProcessor:
             image.decodermaxblock = max(image.decodermaxblock, min(decoder_block, file_size))
             yield image
 
-    def _verify_png(self, path: str) -> None:
+    def _verify_png(self, source: BinaryIO) -> None:
         """Check every chunk's CRC and the chunk structure up to IEND (``load`` does not)."""
-        with open(path, "rb") as file, self._open(file) as image, _decoding(ImageFormat.PNG):
+        with self._open(source) as image, _decoding(ImageFormat.PNG):
             image.verify()
 
     def _encode(
@@ -141,10 +139,17 @@ class PillowProcessor:
 
 
 def _check_container(file: BinaryIO, limits: DecodeLimits) -> None:
-    """Apply the container limits to the whole file, mapped rather than read into memory."""
+    """Apply the container limits to the whole file, mapped rather than read into memory (a stream
+    that is no file on disk is read whole)."""
     if file.seek(0, 2) == 0:
         return  # nothing to map; the decoder refuses an empty file
-    with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+    try:
+        fileno = file.fileno()
+    except (OSError, AttributeError):  # io.UnsupportedOperation is an OSError
+        file.seek(0)
+        check_container(file.read(), limits)
+        return
+    with mmap.mmap(fileno, 0, access=mmap.ACCESS_READ) as data:
         check_container(data, limits)
 
 
@@ -182,7 +187,7 @@ def _decoding(image_format: ImageFormat) -> Iterator[None]:
     try:
         yield
     except Image.DecompressionBombError as exc:
-        raise CorruptImage(str(exc)) from None
+        raise DecodingLimit(f"{exc} (max_pixels)", "max_pixels") from None
     except DECODE_ERRORS_WITH_ZLIB as exc:
         raise CorruptImage(
             f"the {image_format.value} data is corrupt or truncated: {_one_line(exc)}"
@@ -204,8 +209,8 @@ def _load_first_frame(image: ImageFile.ImageFile, size: Size) -> int:
 
     ``draft`` picks the strongest DCT scaling (1/2, 1/4, 1/8) that still covers the requested size, so
     it is asked for exactly the cover size: the DCT scaling is itself a good low-pass, and the resize
-    applies ``REDUCING_GAP`` afterwards. Asking for the cover size × the gap decoded 24 MP → 1024x768 at
-    1/2 scale instead of 1/4 (measured 200 ms vs 121 ms, same output size)."""
+    applies ``REDUCING_GAP`` afterwards (asking for the cover size × the gap decodes at a weaker scale
+    for the same output)."""
     if image.format == "JPEG":
         target = _stored_size(size, _orientation(image))
         scale = max(target[0] / image.width, target[1] / image.height)

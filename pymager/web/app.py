@@ -1,58 +1,106 @@
-"""The CherryPy application: routes, dispatcher and error handling, built from a service."""
+"""The CherryPy application: routes, dispatcher and error handling, built from a service.
+
+pymager configures CherryPy lean. Everything fixed is a class attribute of ``Request`` or an argument
+of ``Dispatcher``, not config: config set on the application is merged and applied again on every
+request, and each tool attaches its hooks per request. So the dispatcher sets an empty per-request
+config, no tool runs, and the few things the tools did (413 for a declared body over the limit, write
+authentication, problems for pymager's errors) are done once by ``Dispatcher.handle`` around the
+resource's method. What remains per request is CherryPy's core: headers, dispatch, the handler,
+``finalize``, the access log.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import cherrypy
 
 from pymager.config import Settings
+from pymager.errors import MethodNotAllowed, NoSuchResource, PymagerError
 from pymager.interfaces import IImageService, IMetrics
-from pymager.web.auth import announce, write_auth
-from pymager.web.bodies import ClientTimedOut, body_limit, discard_unread, refuse_oversized
-from pymager.web.derived import DerivedApp, Router
-from pymager.web.errors import error_page, handle_exception, problems
-from pymager.web.resources import HealthResource, MetricsResource, OriginalResource
+from pymager.web.auth import WriteGuard, announce
+from pymager.web.bodies import ClientTimedOut, body_limit, discard_unread, oversized
+from pymager.web.errors import error_page, handle_exception, problem_for
+from pymager.web.resources import DerivedResource, HealthResource, MetricsResource, OriginalResource
+
+Handler = Callable[..., object]
+
+_NO_CONFIG: dict[str, Any] = {}  # the per-request config: nothing for CherryPy to apply
 
 
-class MethodDispatcher(cherrypy.dispatch.MethodDispatcher):  # type: ignore[misc]
-    """CherryPy's method dispatcher, with each resource class's ``Allow`` header computed once: the
-    original builds it from ``dir(resource)`` on every request, a quarter of a cache hit's own cost."""
+class Dispatcher:
+    """Routes ``/<resource>/<segments…>`` to the resource's method (HEAD is answered by GET).
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._allow: dict[type[object], str] = {}
+    Paths are split as CherryPy's own dispatchers split them (empty segments dropped, an encoded
+    slash inside a segment kept as ``/``). Every response of an existing resource carries ``Allow``;
+    no resource is 404 and no such method 405, both problems of pymager's errors.
+    """
+
+    def __init__(self, resources: dict[str, object], guard: WriteGuard, limit: int) -> None:
+        self._resources = resources
+        self._guard = guard
+        self._limit = limit
+        self._allow = {name: _allowed(resource) for name, resource in resources.items()}
 
     def __call__(self, path_info: str) -> None:
         request = cherrypy.serving.request
-        resource, vpath = self.find_handler(path_info)
-        if not resource:
-            request.handler = cherrypy.NotFound()
+        request.config = _NO_CONFIG
+        segments = [segment for segment in path_info.split("/") if segment]
+        name = segments[0] if segments else ""
+        resource = self._resources.get(name)
+        if resource is None:
+            request.handler = functools.partial(self.handle, _raiser(NoSuchResource(path_info)))
             return
-        allow = self._allow.get(type(resource))
-        if allow is None:
-            methods = {name for name in dir(resource) if name.isupper()}
-            if "GET" in methods:
-                methods.add("HEAD")
-            allow = self._allow[type(resource)] = ", ".join(sorted(methods))
-        cherrypy.serving.response.headers["Allow"] = allow
-        method = request.method.upper()
-        handler = getattr(resource, method, None)
-        if handler is None and method == "HEAD":
-            handler = getattr(resource, "GET", None)
-        if handler is None:
-            request.handler = cherrypy.HTTPError(405)
+        allowed = self._allow[name]
+        cherrypy.serving.response.headers["Allow"] = ", ".join(allowed)
+        method = request.method
+        handler: Handler | None = getattr(resource, "GET" if method == "HEAD" else method, None)
+        if handler is None or method not in allowed:
+            request.handler = functools.partial(self.handle, _raiser(MethodNotAllowed(method, allowed)))
             return
-        if hasattr(handler, "_cp_config"):
-            request.config.update(handler._cp_config)
-        atoms = [atom.replace("%2F", "/") for atom in vpath]  # as CherryPy's: leftover encoded slashes
-        request.handler = cherrypy.dispatch.LateParamPageHandler(handler, *atoms)
+        atoms = tuple(segment.replace("%2F", "/") for segment in segments[1:])
+        request.handler = functools.partial(self.handle, handler, atoms, guarded=True)
+
+    def handle(self, handler: Handler, atoms: tuple[str, ...] = (), guarded: bool = False) -> object:
+        """Run ``handler`` with the path's atoms: after the 413 for a declared body over the limit and
+        (for a write of an existing route) the API key check; a ``PymagerError`` becomes its problem."""
+        request = cherrypy.serving.request
+        request.body.maxbytes = self._limit
+        try:
+            too_large = oversized(request.headers.get("Content-Length"), self._limit)
+            if too_large is not None:
+                request.process_request_body = False
+                raise too_large
+            if guarded:
+                self._guard.check(request.method, request.headers.get("Authorization"))
+            return handler(*atoms)
+        except PymagerError as error:
+            return problem_for(error)
+
+
+def _allowed(resource: object) -> tuple[str, ...]:
+    methods = {name for name in dir(resource) if name.isupper()}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return tuple(sorted(methods))
+
+
+def _raiser(error: PymagerError) -> Handler:
+    def fail(*_atoms: str) -> object:
+        raise error
+
+    return fail
 
 
 class Request(cherrypy._cprequest.Request):  # type: ignore[misc]
     """CherryPy's request with pymager's fixed settings as class attributes: set in config, CherryPy
-    would apply them again on every request."""
+    would apply them again on every request. ``make_app`` subclasses it with the dispatcher and the
+    body limit of one application."""
 
+    dispatch: ClassVar[Dispatcher]
+    body_limit: ClassVar[int]
     error_response = staticmethod(handle_exception)
     # A class attribute, not config: also for errors found before config applies (no Host header).
     error_page: ClassVar[dict[str, Any]] = {"default": error_page}
@@ -65,52 +113,44 @@ class Request(cherrypy._cprequest.Request):  # type: ignore[misc]
     # A stalled upload leaves CherryPy for cheroot, which closes the connection quietly (408).
     throws = (KeyboardInterrupt, SystemExit, cherrypy.InternalRedirect, ClientTimedOut)
 
+    def get_resource(self, path: str) -> None:
+        """The one dispatcher, without looking for another in the application's config."""
+        self.dispatch(path)
+
     def respond(self, path_info: str) -> None:
         """CherryPy's, then whatever body the resource left unread is read and dropped in blocks
         (``pymager.web.bodies``); a client that stalls in it leaves as ``ClientTimedOut`` (408)."""
         super().respond(path_info)
-        discard_unread(self)
+        response = cherrypy.serving.response
+        repeated = getattr(response, "repeated_headers", None)
+        if repeated:  # a header sent twice (two challenges): CherryPy's header map holds one of each
+            response.header_list.extend(repeated)
+        discard_unread(self, self.body_limit)
 
     def process_query_string(self) -> None:
         """Not parsed: pymager takes no query parameters (ids come from the path alone), so a query
-        string is ignored on every route, as on ``/derived``. CherryPy's parsing answered a query
-        string that is not UTF-8 with a 404, even for an image that exists."""
+        string is ignored on every route. CherryPy's parsing answered a query string that is not
+        UTF-8 with a 404, even for an image that exists."""
 
 
-class Root:
-    """Not exposed itself: ``/`` is 404; its attributes are the resources (``/derived`` is routed
-    before CherryPy, see ``pymager.web.derived``)."""
-
-    def __init__(self, service: IImageService, metrics: IMetrics, settings: Settings) -> None:
-        self.original = OriginalResource(service, metrics, settings)
-        self.health = HealthResource(service)
-        self.metrics = MetricsResource(metrics)
-
-
-def app_config(settings: Settings) -> dict[str, dict[str, Any]]:
-    return {
-        "/": {
-            "request.dispatch": MethodDispatcher(),
-            "wsgi.ExceptionTrapper.throws": (KeyboardInterrupt, SystemExit, ClientTimedOut),
-            "request.body.maxbytes": body_limit(settings),
-            "tools.problems.on": True,
-            "tools.refuse_oversized.on": True,
-            "tools.write_auth.on": bool(settings.api_keys),
-            "tools.write_auth.key_hashes": settings.api_keys,
-            "tools.encode.on": False,
-            "tools.trailing_slash.on": False,
-        }
-    }
-
-
-def make_app(service: IImageService, metrics: IMetrics, settings: Settings) -> Router:
-    """The WSGI application serving pymager's HTTP API: ``/derived`` as plain WSGI, the rest through
-    CherryPy."""
-    cherrypy.tools.problems = problems
-    cherrypy.tools.write_auth = write_auth
-    cherrypy.tools.refuse_oversized = refuse_oversized
+def make_app(service: IImageService, metrics: IMetrics, settings: Settings) -> cherrypy.Application:
+    """The CherryPy application serving pymager's HTTP API."""
     announce(settings.api_keys)
-    root = Root(service, metrics, settings)
-    application = cherrypy.Application(root, script_name="", config=app_config(settings))
-    application.request_class = Request
-    return Router(DerivedApp(service, settings, application.log), application)
+    resources: dict[str, object] = {
+        "original": OriginalResource(service, metrics, settings),
+        "derived": DerivedResource(service, settings),
+        "health": HealthResource(service),
+        "metrics": MetricsResource(metrics),
+    }
+    limit = body_limit(settings)
+    application = cherrypy.Application(
+        None,
+        script_name="",
+        config={"/": {"wsgi.ExceptionTrapper.throws": (KeyboardInterrupt, SystemExit, ClientTimedOut)}},
+    )
+    attributes = {
+        "dispatch": Dispatcher(resources, WriteGuard(settings.api_keys), limit),
+        "body_limit": limit,
+    }
+    application.request_class = type("Request", (Request,), attributes)
+    return application

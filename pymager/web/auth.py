@@ -1,4 +1,8 @@
-"""Write access control: with ``[auth] api_keys`` set, POST and DELETE need ``Authorization: Bearer <key>``.
+"""Write access control: with ``[auth] api_keys`` set, POST and DELETE need an API key.
+
+The key comes as ``Authorization: Bearer <key>``, or as the password of ``Authorization: Basic``
+(any user name) for clients that only know Basic, such as pymager's 2011 Java client, which sends it
+only once challenged: a 401 therefore offers both schemes (``pymager.web.errors.CHALLENGES``).
 
 Only SHA-256 hashes of the keys are configured; a presented key is hashed and compared with every
 configured hash in constant time (``hmac.compare_digest``). Reads stay public. The check runs before
@@ -7,20 +11,18 @@ the handler, so a refused upload's body is never read.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import logging
 
-import cherrypy
-
 from pymager.config import KEY_HASH_PREFIX
 from pymager.errors import Unauthorized
-from pymager.web.errors import problem_for
 
 log = logging.getLogger(__name__)
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-CHALLENGE = 'Bearer realm="pymager"'
 
 
 def key_matches(presented: str, key_hashes: frozenset[str]) -> bool:
@@ -32,31 +34,40 @@ def key_matches(presented: str, key_hashes: frozenset[str]) -> bool:
     return matched
 
 
-def _bearer_token(header: str) -> str | None:
-    scheme, _, token = header.strip().partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
+def presented_key(header: str) -> str | None:
+    """The API key an ``Authorization`` header presents: a Bearer token, or a Basic password."""
+    scheme, _, credentials = header.strip().partition(" ")
+    credentials = credentials.strip()
+    if not credentials:
+        return None
+    if scheme.lower() == "bearer":
+        return credentials
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        _user, colon, password = decoded.partition(":")
+        return password if colon and password else None
+    return None
 
 
-def _require_key(key_hashes: frozenset[str] = frozenset()) -> None:
-    """``before_handler`` hook: answer 401 to a write without a valid key, and skip the handler."""
-    request = cherrypy.serving.request
-    if not key_hashes or request.method not in WRITE_METHODS or request.handler is None:
-        return
-    if isinstance(request.handler, cherrypy.HTTPError):  # no such route (404) or method (405): say so
-        return
-    token = _bearer_token(request.headers.get("Authorization", ""))
-    if token is not None and key_matches(token, key_hashes):
-        return
-    detail = "writes need 'Authorization: Bearer <key>'" if token is None else "the API key is not valid"
-    response = cherrypy.serving.response
-    response.body = problem_for(Unauthorized(detail))
-    response.headers["WWW-Authenticate"] = CHALLENGE
-    request.handler = None  # answered: CherryPy runs no handler (and the body stays unread)
+class WriteGuard:
+    """Refuses writes without a valid key while keys are configured; lets everything through otherwise."""
 
+    def __init__(self, key_hashes: frozenset[str]) -> None:
+        self._key_hashes = key_hashes
 
-# Before the ``problems`` tool (priority 90) wraps the handler.
-write_auth = cherrypy.Tool("before_handler", _require_key, name="write_auth", priority=50)
+    def check(self, method: str, authorization: str | None) -> None:
+        """Raise ``Unauthorized`` for a write whose ``Authorization`` presents no valid key."""
+        if not self._key_hashes or method not in WRITE_METHODS:
+            return
+        key = presented_key(authorization or "")
+        if key is not None and key_matches(key, self._key_hashes):
+            return
+        if key is None:
+            raise Unauthorized("writes need 'Authorization: Bearer <key>' (or Basic, the key as password)")
+        raise Unauthorized("the API key is not valid")
 
 
 def announce(key_hashes: frozenset[str]) -> None:

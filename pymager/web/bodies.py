@@ -52,18 +52,7 @@ def oversized(content_length: str | None, limit: int) -> UploadTooLarge | None:
     return UploadTooLarge(f"the request body ({int(content_length)} bytes) exceeds max_upload_bytes")
 
 
-def _refuse_oversized() -> None:
-    """``before_request_body`` hook: 413 for a declared length over ``request.body.maxbytes``."""
-    request = cherrypy.serving.request
-    error = oversized(request.headers.get("Content-Length"), request.body.maxbytes)
-    if error is None:
-        return
-    cherrypy.serving.response.body = problem_for(error)
-    request.handler = None
-    request.process_request_body = False
-
-
-def discard_unread(request: cherrypy._cprequest.Request) -> None:
+def discard_unread(request: cherrypy._cprequest.Request, limit: int) -> None:
     """Once the CherryPy resource has answered: read and drop the unread body in blocks, up to the body
     limit. Called by the request itself, not as a hook: CherryPy logs a traceback for any error a hook
     raises, and a stalled client (``ClientTimedOut``) is not an error of the server's."""
@@ -72,18 +61,14 @@ def discard_unread(request: cherrypy._cprequest.Request) -> None:
         return
     if str(cherrypy.serving.response.status).startswith("413"):
         return
-    if request.body is not None:
-        limit = request.body.maxbytes
-    else:  # CherryPy refused the request before making its body (a 400 for a missing Host header)
-        limit = request.app.config.get("/", {}).get("request.body.maxbytes")
-    too_large = oversized(length, limit or 0)
-    if too_large is not None:  # answered before the 413 check ran: cheroot would read the rest at once
+    too_large = oversized(length, limit)
+    if too_large is not None:  # answered before pymager's 413 check ran (a 400 for a missing Host)
         response = cherrypy.serving.response
         response.body = problem_for(too_large)
         response.headers.pop("Content-Length", None)  # the first answer's: finalize sets this one's
         response.finalize()
         return
-    drain(request.rfile, limit or 0)
+    drain(request.rfile, limit)
 
 
 def drain(stream: BinaryIO | None, budget: int) -> None:
@@ -125,6 +110,3 @@ def _readline(self: _cpreqbody.SizedReader, size: int | None = None) -> bytes:
 
 
 _cpreqbody.SizedReader.readline = _readline
-
-
-refuse_oversized = cherrypy.Tool("before_request_body", _refuse_oversized, name="refuse_oversized")

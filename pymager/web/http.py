@@ -1,9 +1,9 @@
 """Serving a stored file over HTTP: validators, conditional requests (RFC 9110 §13) and single ranges.
 
-``answer`` decides the status, headers and byte span of a response from the request's headers alone,
-so the CherryPy resources (``serve``) and the plain WSGI derived route (``pymager.web.derived``) answer
-alike. CherryPy's ``serve_file`` checks ``If-Modified-Since`` even when ``If-None-Match`` is present,
-which RFC 9110 forbids, so pymager evaluates the preconditions itself.
+``answer`` decides the status, headers and byte span of a response from the request's headers alone
+(a pure function, tested as one); ``serve`` applies it to the current CherryPy response. CherryPy's
+``serve_file`` checks ``If-Modified-Since`` even when ``If-None-Match`` is present, which RFC 9110
+forbids, so pymager evaluates the preconditions itself.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import email.utils
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from wsgiref.handlers import format_date_time
 
 import cherrypy
 from cherrypy.lib import file_generator_limited
 
 from pymager.domain import StoredFile
-from pymager.web.errors import problem_headers, problem_json
+from pymager.errors import RangeNotSatisfiable
 
 CHUNK = 64 * 1024
 
@@ -31,11 +31,18 @@ def _http_date(moment: datetime) -> str:
     return format_date_time(moment.timestamp())  # IMF-fixdate; a third of email.utils' cost
 
 
+_ASCTIME = re.compile(r"[A-Za-z]{3} [A-Za-z]{3} [ 0-9][0-9] [0-9]{2}:[0-9]{2}:[0-9]{2} [0-9]{4}")
+
+
 def _parse_http_date(value: str) -> datetime | None:
+    """An HTTP-date in any of RFC 9110's three formats (§5.6.7), aware; ``None`` if it is none."""
     try:
-        return email.utils.parsedate_to_datetime(value)
+        moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):  # year 99999999999: OverflowError
         return None
+    if moment.tzinfo is None:  # no zone: asctime is in UTC; anything else ("-0000") is no HTTP-date
+        return moment.replace(tzinfo=UTC) if _ASCTIME.fullmatch(value.strip()) else None
+    return moment
 
 
 def _etag_list(header: str) -> list[str]:
@@ -56,7 +63,7 @@ def not_modified(header: Header, stored: StoredFile) -> bool:
     if_modified_since = header("If-Modified-Since")
     if if_modified_since is not None:
         since = _parse_http_date(if_modified_since)
-        if since is not None and since.tzinfo is not None:
+        if since is not None:
             return stored.modified.replace(microsecond=0) <= since
     return False
 
@@ -105,18 +112,18 @@ def byte_range(header: str, size: int) -> tuple[int, int] | str | None:
 
 @dataclass(frozen=True)
 class Answer:
-    """How to answer a GET/HEAD of a stored file: the status and headers, then either ``length``
-    bytes of the file from ``start`` or, for a 416, the ``problem`` body."""
+    """How to answer a GET/HEAD of a stored file: the status and headers, then ``length`` bytes of the
+    file from ``start``."""
 
     status: int
     headers: list[tuple[str, str]]
     start: int = 0
     length: int = 0
-    problem: bytes | None = None
 
 
 def answer(stored: StoredFile, header: Header, cache_control: str) -> Answer:
-    """200, 206, 304 or 416 for a GET/HEAD of ``stored``, from the request's headers."""
+    """200, 206 or 304 for a GET/HEAD of ``stored``, from the request's headers; raises
+    ``RangeNotSatisfiable`` (416) for a range beyond the file."""
     validators = [("ETag", stored.etag), ("Last-Modified", _http_date(stored.modified))]
     common = [
         ("Content-Type", stored.content_type),
@@ -131,14 +138,7 @@ def answer(stored: StoredFile, header: Header, cache_control: str) -> Answer:
     if range_header and _if_range_allows(header, stored):
         requested = byte_range(range_header, stored.size)
         if requested is UNSATISFIABLE:
-            body = problem_json(416, "Range not satisfiable", f"the file has {stored.size} bytes")
-            headers = [
-                *problem_headers(),
-                ("X-Content-Type-Options", "nosniff"),
-                ("Content-Range", f"bytes */{stored.size}"),
-                ("Content-Length", str(len(body))),
-            ]
-            return Answer(416, headers, problem=body)
+            raise RangeNotSatisfiable(stored.size)
         if isinstance(requested, tuple):
             start, stop = requested
             ranged = [
@@ -150,18 +150,28 @@ def answer(stored: StoredFile, header: Header, cache_control: str) -> Answer:
 
 
 def serve(stored: StoredFile, cache_control: str) -> Iterable[bytes] | bytes:
-    """Answer the current CherryPy GET/HEAD with ``stored``: 200, 206, 304 or 416. Closes the file."""
+    """Answer the current CherryPy GET/HEAD with ``stored``: 200, 206 or 304 (416 raised). Closes the
+    file: at once when its span fits one read (most derived images: one read, one write), else when
+    the request ends."""
     request = cherrypy.serving.request
     response = cherrypy.serving.response
-    request.hooks.attach("on_end_request", stored.file.close)
-    reply = answer(stored, request.headers.get, cache_control)
-    response.status = reply.status
-    for name, value in reply.headers:
-        response.headers[name] = value
-    if reply.problem is not None:
-        return reply.problem
-    if request.method == "HEAD" or reply.length == 0:
-        return b""
-    stored.file.seek(reply.start)
-    chunks: Iterator[bytes] = file_generator_limited(stored.file, reply.length, CHUNK)
+    file = stored.file
+    try:
+        reply = answer(stored, request.headers.get, cache_control)
+        response.status = reply.status
+        for name, value in reply.headers:
+            response.headers[name] = value
+        if request.method == "HEAD" or reply.length == 0:
+            file.close()
+            return b""
+        file.seek(reply.start)
+        if reply.length <= CHUNK:
+            data: bytes = file.read(reply.length)
+            file.close()
+            return data
+    except BaseException:
+        file.close()
+        raise
+    request.hooks.attach("on_end_request", file.close)
+    chunks: Iterator[bytes] = file_generator_limited(file, reply.length, CHUNK)
     return chunks

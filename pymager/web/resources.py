@@ -11,9 +11,9 @@ import cherrypy
 
 from pymager.config import Settings
 from pymager.domain import Original
-from pymager.errors import BadUpload
+from pymager.errors import BadUpload, LengthRequired, NoSuchResource, UploadTooLarge
 from pymager.interfaces import IImageService, IMetrics
-from pymager.web.bodies import ClientTimedOut, drain, oversized
+from pymager.web.bodies import ClientTimedOut, drain
 from pymager.web.http import serve
 
 
@@ -45,13 +45,10 @@ def read_file_field() -> BinaryIO:
     content_type = request.headers.get("Content-Type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise BadUpload("send the image as multipart/form-data with a field named 'file'")
-    too_large = oversized(request.headers.get("Content-Length"), request.body.maxbytes)
-    if too_large is not None:
-        raise too_large
     try:
         request.body.process()
-    except cherrypy.HTTPError:
-        raise  # 413 (too large), 411, 400 from CherryPy's own parser: already well-formed errors
+    except cherrypy.HTTPError as exc:  # CherryPy's own parser refused the body
+        raise _body_failure(exc) from None
     except TimeoutError:
         raise ClientTimedOut() from None  # a stalled upload: the server closes the connection
     except (ValueError, LookupError, EOFError, OverflowError) as exc:  # LookupError: unknown charset
@@ -71,16 +68,30 @@ def read_file_field() -> BinaryIO:
     return field.file  # type: ignore[no-any-return]
 
 
+def _body_failure(exc: cherrypy.HTTPError) -> BadUpload | LengthRequired | UploadTooLarge:
+    """The failure CherryPy's body parser reported, in pymager's words."""
+    if exc.status == 413:
+        return UploadTooLarge("the request body exceeds max_upload_bytes")
+    if exc.status == 411:
+        return LengthRequired()
+    return BadUpload(f"malformed request body: {exc._message or exc.reason}")
+
+
 def only_segment(path: tuple[str, ...]) -> str:
-    """The one path segment after a resource's name. Ids and derived names come from the path only,
-    never from the query string (CherryPy would bind ``?image_id=`` to the argument, around a front
-    server that guards ``/original/``); no segment, several, or a trailing slash is no resource: 404."""
-    if len(path) != 1 or cherrypy.serving.request.path_info.endswith("/"):
-        raise cherrypy.NotFound()
+    """The one path segment after a resource's name (ids and derived names come from the path only);
+    no segment, several, or a trailing slash is no resource: 404."""
+    path_info: str = cherrypy.serving.request.path_info
+    if len(path) != 1 or path_info.endswith("/"):
+        raise NoSuchResource(path_info)
     return path[0]
 
 
-@cherrypy.expose
+def no_segment(path: tuple[str, ...]) -> None:
+    """A resource that is its name alone (``/health``): anything after it is no resource."""
+    if path:
+        raise NoSuchResource(cherrypy.serving.request.path_info)
+
+
 class OriginalResource:
     """``/original/<id>``: upload, fetch, delete an original. The upload body is parsed only once the
     id is known to be valid and free (see ``read_file_field``)."""
@@ -90,22 +101,22 @@ class OriginalResource:
         self._metrics = metrics
         self._settings = settings
 
-    def GET(self, *path: str, **_query: str) -> Iterable[bytes] | bytes:  # noqa: N802
+    def GET(self, *path: str) -> Iterable[bytes] | bytes:  # noqa: N802
         original = self._service.original_file(only_segment(path))
         return serve(original, self._settings.cache_control_original)
 
-    def POST(self, *path: str, **_query: str) -> bytes:  # noqa: N802
+    def POST(self, *path: str) -> bytes:  # noqa: N802
         image_id = only_segment(path)
         cherrypy.serving.request.hooks.attach("on_end_request", self._count_upload)
         original = self._service.save_original(image_id, read_file_field)
         cherrypy.serving.response.headers["Location"] = f"/original/{original.image_id}"
         return _json(201, _original_json(original))
 
-    def DELETE(self, *path: str, **_query: str) -> bytes:  # noqa: N802
+    def DELETE(self, *path: str) -> bytes:  # noqa: N802
         image_id = only_segment(path)
         # A body is read and dropped first: a client that stalls in it gets 408 with nothing deleted.
         request = cherrypy.serving.request
-        drain(request.rfile, request.body.maxbytes or 0)
+        drain(request.rfile, request.body.maxbytes)
         self._service.delete_original(image_id)
         cherrypy.serving.response.status = 204
         return b""
@@ -115,25 +126,37 @@ class OriginalResource:
         self._metrics.upload_finished(int(status) if status.isdigit() else 408)  # None: the client stalled
 
 
-@cherrypy.expose
+class DerivedResource:
+    """``/derived/<id>-<W>x<H>.<ext>``: a derived image, made on its first request. On a hit the
+    service opens the stored file without touching the registry; see ``pymager.web.http.serve``."""
+
+    def __init__(self, service: IImageService, settings: Settings) -> None:
+        self._service = service
+        self._cache_control = settings.cache_control_derived
+
+    def GET(self, *path: str) -> Iterable[bytes] | bytes:  # noqa: N802
+        return serve(self._service.derived_file(only_segment(path)), self._cache_control)
+
+
 class HealthResource:
     """``/health``: 200 when the registry and the data directory are usable, 503 otherwise."""
 
     def __init__(self, service: IImageService) -> None:
         self._service = service
 
-    def GET(self, **_query: str) -> bytes:  # noqa: N802
+    def GET(self, *path: str) -> bytes:  # noqa: N802
+        no_segment(path)
         return _json(200, {"status": "ok", **self._service.health()})
 
 
-@cherrypy.expose
 class MetricsResource:
     """``/metrics``: Prometheus text format."""
 
     def __init__(self, metrics: IMetrics) -> None:
         self._metrics = metrics
 
-    def GET(self, **_query: str) -> bytes:  # noqa: N802
+    def GET(self, *path: str) -> bytes:  # noqa: N802
+        no_segment(path)
         content_type, body = self._metrics.exposition()
         cherrypy.serving.response.headers["Content-Type"] = content_type
         cherrypy.serving.response.headers["Cache-Control"] = "no-store"

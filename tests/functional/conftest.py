@@ -170,13 +170,23 @@ def write_config(path: Path, data_directory: Path, database_url: str, port: int,
     return path
 
 
-def assert_problem(response: requests.Response, status: int, detail: str = "") -> dict[str, object]:
-    """The response is an RFC 9457 problem with ``status`` whose detail matches ``detail``."""
+PROBLEM_PREFIX = "urn:pymager:problem:"
+
+
+def assert_problem(
+    response: requests.Response, status: int, detail: str = "", problem: str | None = None
+) -> dict[str, object]:
+    """The response is an RFC 9457 problem with ``status`` whose detail matches ``detail``, and whose
+    type is ``urn:pymager:problem:<problem>`` when ``problem`` is given. Every problem is pymager's."""
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"] == "application/problem+json"
     body = response.json()
-    assert body.keys() == {"type", "title", "status", "detail"}
+    extensions = {"limit"} if problem == "decoding-limit" else set()
+    assert body.keys() == {"type", "title", "status", "detail", *extensions}
     assert body["status"] == status
+    assert str(body["type"]).startswith(PROBLEM_PREFIX), body["type"]
+    if problem is not None:
+        assert body["type"] == PROBLEM_PREFIX + problem
     assert re.search(detail, str(body["detail"])), body["detail"]
     assert "Traceback" not in response.text
     return body  # type: ignore[no-any-return]

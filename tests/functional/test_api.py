@@ -108,10 +108,11 @@ def test_upload_over_max_upload_bytes_is_too_large(server: Server, image_id: str
     [b"just some text", b"<html><body>hi</body></html>", images.tiff(), images.bmp()],
     ids=["text", "html", "tiff", "bmp"],
 )
-def test_upload_of_unsupported_data_is_unsupported_media_type(
+def test_upload_of_unsupported_data_is_bad_request_unsupported_image(
     server: Server, image_id: str, data: bytes
 ) -> None:
-    assert_problem(upload(server, image_id, data), 415)
+    # 400, as pymager specified it in 2011 and its Java client expects; the type tells the kind.
+    assert_problem(upload(server, image_id, data), 400, problem="unsupported-image")
     assert server.leaves_nothing(image_id)
 
 
@@ -120,8 +121,10 @@ def test_upload_of_unsupported_data_is_unsupported_media_type(
     [images.jpeg(200, 200)[:-400], images.png(100, 100)[:-60]],
     ids=["jpeg", "png"],
 )
-def test_upload_of_truncated_image_is_unprocessable(server: Server, image_id: str, data: bytes) -> None:
-    assert_problem(upload(server, image_id, data), 422)
+def test_upload_of_truncated_image_is_bad_request_corrupt_image(
+    server: Server, image_id: str, data: bytes
+) -> None:
+    assert_problem(upload(server, image_id, data), 400, problem="corrupt-image")
     assert server.leaves_nothing(image_id)
 
 
@@ -401,8 +404,35 @@ def test_concurrent_requests_for_a_cold_derived_image_get_identical_bytes(
 )
 def test_unsupported_method_is_405_with_allow(server: Server, method: str, path: str, allow: str) -> None:
     response = requests.request(method, server.url(path), timeout=10)
-    assert_problem(response, 405)
+    assert_problem(response, 405, problem="method-not-allowed")
     assert response.headers["Allow"] == allow
+
+
+def test_every_route_answers_with_one_family_of_headers(server: Server, image_id: str) -> None:
+    """One framework answers every route: the same ``Server``, an ``Allow`` on every resource's 200,
+    and the same validators on both kinds of image (behind Apache, httpd sends its own ``Server``)."""
+    upload(server, image_id, images.jpeg(40, 30))
+    expected = {
+        f"/original/{image_id}": "DELETE, GET, HEAD, POST",
+        f"/derived/{image_id}-8x8.png": "GET, HEAD",
+        "/health": "GET, HEAD",
+        "/metrics": "GET, HEAD",
+    }
+    servers = set()
+    for path, allow in expected.items():
+        requests.get(server.url(path), timeout=30)  # a derived image: made first, so the next is a hit
+        response = requests.get(server.url(path), timeout=30)
+        assert response.status_code == 200, path
+        assert response.headers["Allow"] == allow, path
+        servers.add(response.headers["Server"])
+        if "/original/" in path or "/derived/" in path:
+            assert {"ETag", "Last-Modified", "Cache-Control", "Accept-Ranges"} <= response.headers.keys()
+    missing = requests.get(server.url("/nothing-here"), timeout=10)
+    assert_problem(missing, 404, problem="no-such-resource")
+    servers.add(missing.headers["Server"])
+    assert len(servers) == 1
+    if not server.behind_apache:
+        assert servers.pop().startswith("CherryPy/")
 
 
 @pytest.mark.parametrize("path", ["/", "/nothing", "/original", "/original/a/b", "/derived"])

@@ -1,5 +1,6 @@
-"""Write access control: with ``[auth] api_keys`` set, POST and DELETE need a Bearer key; reads stay
-public; the configuration holds only hashes."""
+"""Write access control: with ``[auth] api_keys`` set, POST and DELETE need a key, sent as Bearer or as
+the password of Basic (pymager's 2011 Java client knows only Basic, and sends it once challenged);
+reads stay public; the configuration holds only hashes."""
 
 from __future__ import annotations
 
@@ -66,9 +67,10 @@ def post(server: Server, image_id: str, headers: dict[str, str] | None = None) -
 
 
 def assert_unauthorized(response: requests.Response, detail: str) -> None:
-    body = assert_problem(response, 401, re.escape(detail))
-    assert response.headers["WWW-Authenticate"] == 'Bearer realm="pymager"'
-    assert body["type"] == "urn:pymager:problem:unauthorized"
+    assert_problem(response, 401, re.escape(detail), problem="unauthorized")
+    # Two challenges, each its own header line: clients that read one scheme per line find theirs.
+    challenges = response.raw.headers.getlist("WWW-Authenticate")
+    assert challenges == ['Bearer realm="pymager"', 'Basic realm="pymager"']
 
 
 @pytest.mark.parametrize(
@@ -77,11 +79,20 @@ def assert_unauthorized(response: requests.Response, detail: str) -> None:
         (None, "Authorization: Bearer"),
         (bearer("wrong key"), "not valid"),
         (bearer(hash_api_key(KEY)), "not valid"),  # the stored hash is not a key
-        ({"Authorization": "Basic dXNlcjpwYXNz"}, "Authorization: Bearer"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "not valid"),  # user:pass, and pass is no key
+        ({"Authorization": "Basic bm8tcGFzc3dvcmQ="}, "Authorization: Bearer"),  # no colon, no password
         ({"Authorization": "Bearer"}, "Authorization: Bearer"),
         ({"Authorization": f"Bearer {KEY}x"}, "not valid"),
     ],
-    ids=["none", "wrong", "the-hash", "basic", "empty-bearer", "key-prefix"],
+    ids=[
+        "none",
+        "wrong",
+        "the-hash",
+        "basic-wrong-password",
+        "basic-no-password",
+        "empty-bearer",
+        "key-prefix",
+    ],
 )
 def test_upload_without_a_valid_key_is_unauthorized(
     locked: Server, new_id: str, headers: dict[str, str] | None, detail: str
@@ -101,6 +112,19 @@ def test_writes_with_a_valid_key_succeed_and_reads_stay_public(locked: Server, n
     assert_unauthorized(requests.delete(url, timeout=10), "Authorization: Bearer")
     assert locked.rows(new_id) == (1, 1)
     assert requests.delete(url, headers={"Authorization": f"bearer  {key} "}, timeout=10).status_code == 204
+    assert locked.leaves_nothing(new_id)
+
+
+def test_basic_with_the_key_as_password_writes_as_the_2011_client_does(locked: Server, new_id: str) -> None:
+    """pymager-java sends nothing until challenged, then HTTP Basic: any user name, the key as password."""
+    data = images.jpeg(20, 20)
+    challenged = upload(locked, new_id, data, auth=None)
+    assert_unauthorized(challenged, "Authorization: Bearer")
+    assert upload(locked, new_id, data, auth=("java-client", KEY)).status_code == 201
+    assert requests.get(locked.url(f"/original/{new_id}"), timeout=10).content == data
+    url = locked.url(f"/original/{new_id}")
+    assert requests.delete(url, auth=("anyone", "not the key"), timeout=10).status_code == 401
+    assert requests.delete(url, auth=("", OTHER_KEY), timeout=10).status_code == 204
     assert locked.leaves_nothing(new_id)
 
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pymager.domain import ImageInfo
+from pymager.interfaces import IImageProcessor
+
 WriteFile = Callable[[bytes], str]
 
 
@@ -21,3 +24,9 @@ def write(tmp_path: Path) -> WriteFile:
         return str(path)
 
     return write
+
+
+def identify(processor: IImageProcessor, path: str) -> ImageInfo:
+    """What ``processor`` identifies in the file at ``path`` (read as the service hands it a staged file)."""
+    with open(path, "rb") as source:
+        return processor.identify(source)

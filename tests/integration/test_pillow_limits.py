@@ -3,6 +3,7 @@ and lets through what is at the limit."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import mmap
 import random
@@ -15,12 +16,12 @@ import pytest
 from PIL import Image
 
 from pymager.adapters import container
-from pymager.adapters.container import DecodeLimits, check_container
+from pymager.adapters.container import check_container
 from pymager.adapters.pillow import PillowProcessor
-from pymager.domain import ImageFormat, Size
-from pymager.errors import CorruptImage, UnsupportedImage
+from pymager.domain import DecodeLimits, ImageFormat, Size
+from pymager.errors import DecodingLimit, UnsupportedImage
 from tests import images
-from tests.integration.conftest import WriteFile
+from tests.integration.conftest import WriteFile, identify
 
 
 def forbid_pixel_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,8 +95,11 @@ def test_identify_refuses_over_a_limit_before_decoding_pixels(
     make, limits, detail = REFUSED[name]
     path = write(make())
     forbid_pixel_decoding(monkeypatch)
-    with pytest.raises(CorruptImage, match=detail):
-        PillowProcessor(**limits).identify(path)
+    with pytest.raises(DecodingLimit, match=detail) as refused:
+        identify(PillowProcessor(limits=DecodeLimits(**limits)), path)
+    # The problem names the setting to raise: one of the limits, and the one the detail speaks of.
+    assert refused.value.limit in {field.name for field in dataclasses.fields(DecodeLimits)}
+    assert refused.value.limit in refused.value.detail
 
 
 AT_THE_LIMIT: dict[str, tuple[Callable[[], bytes], dict[str, int]]] = {
@@ -111,14 +115,15 @@ AT_THE_LIMIT: dict[str, tuple[Callable[[], bytes], dict[str, int]]] = {
 @pytest.mark.parametrize("name", sorted(AT_THE_LIMIT))
 def test_identify_accepts_an_image_at_each_limit(write: WriteFile, name: str) -> None:
     make, limits = AT_THE_LIMIT[name]
-    assert PillowProcessor(**limits).identify(write(make())).format in ImageFormat
+    assert identify(PillowProcessor(limits=DecodeLimits(**limits)), write(make())).format in ImageFormat
 
 
 def test_derive_checks_pixels_and_sides_from_the_header(write: WriteFile) -> None:
     """An original stored under looser limits is refused at derive time, not decoded."""
     path = write(images.png(300, 10))
-    with open(path, "rb") as source, pytest.raises(CorruptImage, match="max_image_side"):
-        PillowProcessor(max_image_side=200).derive(source, Size(10, 10), ImageFormat.PNG, io.BytesIO())
+    processor = PillowProcessor(limits=DecodeLimits(max_image_side=200))
+    with open(path, "rb") as source, pytest.raises(DecodingLimit, match="max_image_side"):
+        processor.derive(source, Size(10, 10), ImageFormat.PNG, io.BytesIO())
 
 
 def test_scan_counts_only_scans_outside_embedded_thumbnails() -> None:
@@ -132,7 +137,7 @@ def test_scan_counts_only_scans_outside_embedded_thumbnails() -> None:
     assert data.count(b"\xff\xda") > 2
     check_container(data, DecodeLimits(max_jpeg_scans=1))  # the baseline JPEG itself has one scan
     progressive = images.jpeg(16, 16, progressive=True)
-    with pytest.raises(CorruptImage, match="max_jpeg_scans"):
+    with pytest.raises(DecodingLimit, match="max_jpeg_scans"):
         check_container(progressive, DecodeLimits(max_jpeg_scans=progressive.count(b"\xff\xda") - 1))
 
 
@@ -166,7 +171,7 @@ def test_no_other_decoder_and_no_subprocess_is_ever_reached(
     monkeypatch.setattr(subprocess, "Popen", no_subprocess)
     path = write(data)
     with pytest.raises(UnsupportedImage):
-        PillowProcessor().identify(path)
+        identify(PillowProcessor(), path)
     with open(path, "rb") as source, pytest.raises(UnsupportedImage):
         PillowProcessor().derive(source, Size(8, 8), ImageFormat.PNG, io.BytesIO())
 

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import random
 import struct
 import time
 import zlib
-from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
 from zope.interface.verify import verifyObject
 
 from pymager.adapters.pillow import PillowProcessor
-from pymager.domain import ImageFormat, ImageInfo, Size
-from pymager.errors import CorruptImage, UnsupportedImage
+from pymager.domain import DecodeLimits, ImageFormat, ImageInfo, Size
+from pymager.errors import CorruptImage, DecodingLimit, UnsupportedImage
 from pymager.interfaces import IImageProcessor
 from tests import images
-from tests.integration.conftest import WriteFile
+from tests.integration.conftest import WriteFile, identify
 
 
 @pytest.fixture
@@ -80,13 +80,13 @@ def test_pillow_processor_provides_image_processor_interface() -> None:
 def test_identify_reports_format_and_size(
     processor: PillowProcessor, write: WriteFile, data: bytes, expected: ImageInfo
 ) -> None:
-    assert processor.identify(write(data)) == expected
+    assert identify(processor, write(data)) == expected
 
 
 def test_identify_reports_stored_dimensions_ignoring_orientation(
     processor: PillowProcessor, write: WriteFile
 ) -> None:
-    info = processor.identify(write(images.jpeg(64, 48, orientation=6)))
+    info = identify(processor, write(images.jpeg(64, 48, orientation=6)))
     assert (info.width, info.height) == (64, 48)
 
 
@@ -112,7 +112,7 @@ def test_identify_rejects_what_is_not_an_accepted_format(
     processor: PillowProcessor, write: WriteFile, data: bytes
 ) -> None:
     with pytest.raises(UnsupportedImage, match="not an image in an accepted format"):
-        processor.identify(write(data))
+        identify(processor, write(data))
 
 
 TRUNCATABLE = {
@@ -133,7 +133,7 @@ def test_identify_rejects_truncated_images(
 ) -> None:
     data = TRUNCATABLE[name]
     with pytest.raises(CorruptImage, match="corrupt or truncated"):
-        processor.identify(write(data[: int(len(data) * fraction)]))
+        identify(processor, write(data[: int(len(data) * fraction)]))
 
 
 def test_identify_rejects_jpeg_missing_only_its_last_bytes(
@@ -142,7 +142,7 @@ def test_identify_rejects_jpeg_missing_only_its_last_bytes(
     """The JPEG check decodes at 1/8 scale, which still entropy-decodes every scan."""
     data = TRUNCATABLE["jpeg"]
     with pytest.raises(CorruptImage, match="JPEG data is corrupt or truncated"):
-        processor.identify(write(data[:-16]))
+        identify(processor, write(data[:-16]))
 
 
 def test_identify_rejects_png_with_a_damaged_crc(processor: PillowProcessor, write: WriteFile) -> None:
@@ -150,28 +150,36 @@ def test_identify_rejects_png_with_a_damaged_crc(processor: PillowProcessor, wri
     iend = data.index(b"IEND")
     data[iend - 5] ^= 0xFF  # last byte of the IDAT CRC (before IEND's length): the pixels still inflate
     with pytest.raises(CorruptImage, match="PNG data is corrupt"):
-        processor.identify(write(bytes(data)))
+        identify(processor, write(bytes(data)))
 
 
 def test_identify_rejects_huge_header_before_decoding(processor: PillowProcessor, write: WriteFile) -> None:
-    with pytest.raises(CorruptImage, match="10000000000 pixels"):
-        processor.identify(write(png_header(100_000, 100_000)))
+    with pytest.raises(DecodingLimit, match="10000000000 pixels"):
+        identify(processor, write(png_header(100_000, 100_000)))
 
 
 def test_identify_rejects_pixel_count_over_configured_limit(write: WriteFile) -> None:
     path = write(png_header(8_000, 7_000))  # 56 MP: under Pillow's own bomb limit, over ours
-    with pytest.raises(CorruptImage, match=r"56000000 pixels; at most 50000000 pixels"):
-        PillowProcessor(max_pixels=50_000_000).identify(path)
+    with pytest.raises(DecodingLimit, match=r"56000000 pixels; at most 50000000 pixels"):
+        identify(PillowProcessor(limits=DecodeLimits(max_pixels=50_000_000)), path)
 
 
 def test_identify_accepts_pixel_count_at_the_limit(write: WriteFile) -> None:
-    info = PillowProcessor(max_pixels=64 * 48).identify(write(images.png(64, 48)))
+    info = identify(PillowProcessor(limits=DecodeLimits(max_pixels=64 * 48)), write(images.png(64, 48)))
     assert (info.width, info.height) == (64, 48)
 
 
-def test_identify_lets_a_missing_file_error_through(processor: PillowProcessor, tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
-        processor.identify(str(tmp_path / "missing"))
+class FailingDisk(io.BytesIO):
+    """A file whose reads fail as a dying disk's do."""
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+
+def test_identify_lets_an_io_error_through(processor: PillowProcessor) -> None:
+    """A failing disk is the server's failure (a 5xx), never the upload's (not an unsupported image)."""
+    with pytest.raises(OSError, match="Input/output error"):
+        processor.identify(FailingDisk(images.jpeg(20, 20)))
 
 
 # --- derive: geometry ----------------------------------------------------------------------------
@@ -398,7 +406,7 @@ def test_derive_rejects_non_images(processor: PillowProcessor, write: WriteFile)
 def test_derive_handles_a_24_megapixel_jpeg(processor: PillowProcessor, write: WriteFile) -> None:
     path = write(images.jpeg(image=images.gradient(6000, 4000), orientation=6))
     started = time.perf_counter()
-    info = processor.identify(path)
+    info = identify(processor, path)
     identified = time.perf_counter()
     result = decode(derive(processor, path, Size(200, 200), ImageFormat.JPEG))
     derived = time.perf_counter()
