@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from tests import images
+from tests.conftest import sqlite_url
 from tests.functional.conftest import Server, start_server
 
 SOCKET_TIMEOUT = 1.0
@@ -28,7 +29,7 @@ def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     directory = tmp_path_factory.mktemp("server-impatient")
     running = start_server(
         directory,
-        f"sqlite:///{directory / 'registry.sqlite3'}",
+        sqlite_url(directory / "registry.sqlite3"),
         max_upload_bytes=MAX_UPLOAD,
         **{"server.socket_timeout": SOCKET_TIMEOUT},
     )

@@ -44,6 +44,7 @@ from pymager.interfaces import (
     IUnitOfWork,
 )
 from pymager.service import ImageService
+from tests.conftest import sqlite_url
 
 T = TypeVar("T")
 NOW = datetime(2024, 5, 17, 12, 30, 15, 123456, tzinfo=UTC)
@@ -352,8 +353,8 @@ def test_sqlite_locked_beyond_its_busy_timeout_is_service_unavailable_then_recov
 ) -> None:
     monkeypatch.setattr("pymager.adapters.db.uow.SQLITE_BUSY_TIMEOUT_MS", 200)
     path = tmp_path / "locked.sqlite3"
-    migrate.upgrade(f"sqlite:///{path}")
-    registry = SqlRegistry(make_engine(f"sqlite:///{path}"))
+    migrate.upgrade(sqlite_url(path))
+    registry = SqlRegistry(make_engine(sqlite_url(path)))
     other = sqlite3.connect(path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
