@@ -18,7 +18,7 @@ from PIL import Image
 from pymager.adapters import container
 from pymager.adapters.container import check_container
 from pymager.adapters.pillow import PillowProcessor
-from pymager.domain import DecodeLimits, ImageFormat, Size
+from pymager.domain import DecodeLimits, ImageFormat, Mode, Rendition, Size
 from pymager.errors import DecodingLimit, UnsupportedImage
 from tests import images
 from tests.integration.conftest import WriteFile, identify
@@ -123,7 +123,7 @@ def test_derive_checks_pixels_and_sides_from_the_header(write: WriteFile) -> Non
     path = write(images.png(300, 10))
     processor = PillowProcessor(limits=DecodeLimits(max_image_side=200))
     with open(path, "rb") as source, pytest.raises(DecodingLimit, match="max_image_side"):
-        processor.derive(source, Size(10, 10), ImageFormat.PNG, io.BytesIO())
+        processor.derive(source, Rendition(Size(10, 10), Mode.FILL, ImageFormat.PNG), io.BytesIO())
 
 
 def test_scan_counts_only_scans_outside_embedded_thumbnails() -> None:
@@ -173,7 +173,7 @@ def test_no_other_decoder_and_no_subprocess_is_ever_reached(
     with pytest.raises(UnsupportedImage):
         identify(PillowProcessor(), path)
     with open(path, "rb") as source, pytest.raises(UnsupportedImage):
-        PillowProcessor().derive(source, Size(8, 8), ImageFormat.PNG, io.BytesIO())
+        PillowProcessor().derive(source, Rendition(Size(8, 8), Mode.FILL, ImageFormat.PNG), io.BytesIO())
 
 
 def _marker_positions(data: bytes) -> list[int]:

@@ -1,0 +1,128 @@
+"""Opening and checking originals: only the JPEG, PNG, GIF and WebP decoders, under the decoding limits.
+
+No other Pillow plugin ever sees an uploaded file (``Image.open(formats=...)``), so never Ghostscript or
+any other subprocess, and only once the raw container passed the limits (``pymager.adapters.container``):
+pixels, side, frames, JPEG scans, metadata. Pillow's own header is checked again against the pixel and
+side limits before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+from PIL import Image, ImageFile, ImageSequence, UnidentifiedImageError
+
+from pymager.adapters.container import check_container
+from pymager.domain import DecodeLimits, ImageFormat
+from pymager.errors import CorruptImage, DecodingLimit, UnsupportedImage
+
+ACCEPTED_FORMATS = ["JPEG", "PNG", "GIF", "WEBP"]
+# What Pillow's decoders raise on bad data (there is no common base class).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, EOFError, struct.error)
+DECODE_ERRORS_WITH_ZLIB = (*DECODE_ERRORS, zlib.error)
+# How much of the file Pillow hands its decoder per call. Between calls it takes the GIL back, and
+# while other threads run Python each take waits up to the interpreter's switch interval, so small
+# blocks multiply a decode's time beside busy threads. A derivation hands over the whole file, up to
+# 16 MiB at a time (a transient copy per running generation), asking for exactly what is left (a
+# larger read costs more). The upload check, whose memory is bounded more tightly, reads 1 MiB at a time.
+DERIVE_DECODER_BLOCK = 16 << 20
+IDENTIFY_DECODER_BLOCK = 1 << 20
+
+
+def check_whole_container(file: BinaryIO, limits: DecodeLimits) -> None:
+    """Apply the container limits to the whole file, mapped rather than read into memory (a stream
+    that is no file on disk is read whole)."""
+    if file.seek(0, 2) == 0:
+        return  # nothing to map; the decoder refuses an empty file
+    try:
+        fileno = file.fileno()
+    except (OSError, AttributeError):  # io.UnsupportedOperation is an OSError
+        file.seek(0)
+        check_container(file.read(), limits)
+        return
+    with mmap.mmap(fileno, 0, access=mmap.ACCESS_READ) as data:
+        check_container(data, limits)
+
+
+@contextmanager
+def open_image(file: BinaryIO, limits: DecodeLimits, decoder_block: int = 0) -> Iterator[ImageFile.ImageFile]:
+    """Open ``file`` (from its start; the caller closes it) with the accepted decoders only and check
+    its pixel count and sides from the header. ``decoder_block``: the most bytes handed to the decoder
+    at once, when more than Pillow's default."""
+    file_size = file.seek(0, 2)
+    file.seek(0)
+    try:
+        image = Image.open(file, formats=ACCEPTED_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DecodingLimit(
+            f"{exc}; at most {limits.max_pixels} pixels are accepted (max_pixels)", "max_pixels"
+        ) from None
+    except DECODE_ERRORS_WITH_ZLIB as exc:
+        raise _open_failure(file, exc) from None
+    with image:
+        limits.check_size(*image.size)
+        image.decodermaxblock = max(image.decodermaxblock, min(decoder_block, file_size))
+        yield image
+
+
+@contextmanager
+def decoding(image_format: ImageFormat) -> Iterator[None]:
+    """Turn any decoder failure into ``CorruptImage``."""
+    try:
+        yield
+    except Image.DecompressionBombError as exc:
+        raise DecodingLimit(f"{exc} (max_pixels)", "max_pixels") from None
+    except DECODE_ERRORS_WITH_ZLIB as exc:
+        raise CorruptImage(
+            f"the {image_format.value} data is corrupt or truncated: {_one_line(exc)}"
+        ) from None
+
+
+def decode_all_frames(image: ImageFile.ImageFile) -> Iterator[Image.Image]:
+    """Decode every pixel of every frame, yielding each decoded frame (valid until the next). A JPEG
+    is decoded at 1/8 scale: libjpeg still entropy-decodes every scan (so truncation and broken Huffman
+    data are caught) but skips most of the IDCT work."""
+    if image.format == "JPEG":
+        image.draft(None, (max(1, image.width // 8), max(1, image.height // 8)))
+    for frame in ImageSequence.Iterator(image):
+        frame.load()
+        yield frame
+
+
+def verify_png(file: BinaryIO, limits: DecodeLimits) -> None:
+    """Check every chunk's CRC and the chunk structure up to IEND (``load`` does not)."""
+    with open_image(file, limits) as image, decoding(ImageFormat.PNG):
+        image.verify()
+
+
+def _open_failure(file: BinaryIO, exc: Exception) -> UnsupportedImage | CorruptImage:
+    """No accepted decoder could open the file: unsupported, unless it starts with the signature of an
+    accepted format (a WebP is decoded while opening, so a truncated one fails here)."""
+    file.seek(0)
+    claimed = _claimed_format(file.read(12))
+    if claimed is None:
+        return UnsupportedImage("not an image in an accepted format (JPEG, PNG, GIF, WebP)")
+    reason = "its header cannot be read" if isinstance(exc, UnidentifiedImageError) else _one_line(exc)
+    return CorruptImage(f"the {claimed.value} data is corrupt or truncated: {reason}")
+
+
+def _claimed_format(head: bytes) -> ImageFormat | None:
+    if head.startswith(b"\xff\xd8\xff"):
+        return ImageFormat.JPEG
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ImageFormat.PNG
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return ImageFormat.GIF
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return ImageFormat.WEBP
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
