@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Run pymager on CherryPy's own HTTP server.
 
-    pymager_standalone.py [--config PATH] [--migrate | --check | --repair | --hash-key]
+    pymager_standalone.py [--config PATH]
+                          [--migrate | --check | --repair | --hash-key | --purge-derived (ID… | --all)]
 
 The configuration file is PATH, else ``$PYMAGER_CONFIG``, else ``./pymager.ini``.
 """
@@ -21,10 +22,11 @@ from pymager.bootstrap import (
     check_consistency,
     database_label,
     migrate_database,
+    purge_derived,
     tune_process,
 )
 from pymager.config import ConfigError, Settings, config_path, hash_api_key, load_settings
-from pymager.errors import ServiceUnavailable
+from pymager.errors import InvalidImageId, ServiceUnavailable
 from pymager.web.app import make_app
 
 log = logging.getLogger("pymager")
@@ -58,6 +60,21 @@ def _check(settings: Settings, repair: bool) -> int:
     return 1 if findings and not repair else 0
 
 
+def _purge(settings: Settings, image_ids: list[str] | None) -> int:
+    try:
+        purged = purge_derived(settings, image_ids)
+    except InvalidImageId as exc:
+        print(f"pymager: {exc.detail}", file=sys.stderr)
+        return 2
+    except ServiceUnavailable as exc:
+        print(f"pymager: {exc.detail}", file=sys.stderr)
+        return 2
+    for key in purged:
+        print(f"purged {key}")
+    print(f"pymager: {len(purged)} derived image(s) purged; they are made again on their next request")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="pymager: a RESTful image storage service")
     parser.add_argument("--config", help="configuration file (default: $PYMAGER_CONFIG, else ./pymager.ini)")
@@ -74,7 +91,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="read an API key from stdin, print the sha256:<hex> entry for [auth] api_keys, then exit",
     )
+    action.add_argument(
+        "--purge-derived",
+        nargs="*",
+        metavar="ID",
+        help="remove the derived images of these originals (or of all, with --all) so that they are made "
+        "again with the current pipeline, safely beside running servers; then exit",
+    )
+    parser.add_argument("--all", action="store_true", help="with --purge-derived: of every original")
     args = parser.parse_args(argv)
+    if args.purge_derived is not None and bool(args.purge_derived) == args.all:
+        parser.error("--purge-derived takes image ids or --all")
+    if args.all and args.purge_derived is None:
+        parser.error("--all goes with --purge-derived")
     if args.hash_key:
         key = sys.stdin.readline().rstrip("\r\n")
         if not key:
@@ -93,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.check or args.repair:
             return _check(settings, repair=args.repair)
+        if args.purge_derived is not None:
+            return _purge(settings, None if args.all else args.purge_derived)
         components = build(settings)
     except (ConfigError, StartupError) as exc:
         print(f"pymager: {exc}", file=sys.stderr)

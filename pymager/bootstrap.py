@@ -19,6 +19,7 @@ from pymager.adapters.locks import FileLocks
 from pymager.adapters.metrics import PrometheusMetrics
 from pymager.adapters.pillow import PillowProcessor
 from pymager.config import ConfigError, Settings, load_settings
+from pymager.domain import ImageId
 from pymager.errors import ServiceUnavailable
 from pymager.interfaces import IGenerationLocks
 from pymager.process import tune_process
@@ -37,6 +38,7 @@ __all__ = [
     "database_label",
     "make_wsgi_app",
     "migrate_database",
+    "purge_derived",
     "tune_process",
 ]
 
@@ -99,7 +101,12 @@ def _generation_locks(settings: Settings, registry: SqlRegistry) -> IGenerationL
 def build(settings: Settings) -> Components:
     """Wire the service to its adapters and check that the data directory and registry are usable."""
     blobs, registry = _open_storage(settings)
-    processor = PillowProcessor(settings.jpeg_quality, settings.decode_limits)
+    processor = PillowProcessor(
+        settings.jpeg_quality,
+        settings.decode_limits,
+        pad_colour=settings.pad_colour,
+        detect_focus=settings.detect_focus,
+    )
     metrics = PrometheusMetrics()
     locks = _generation_locks(settings, registry)
     service = ImageService(settings, registry, blobs, processor, locks, metrics)
@@ -113,6 +120,18 @@ def check_consistency(settings: Settings, repair: bool) -> list[Finding]:
         return Repairer(settings, registry, blobs, FileInventory(blobs)).run(repair)
     finally:
         registry.dispose()
+
+
+def purge_derived(settings: Settings, image_ids: list[str] | None) -> list[str]:
+    """Remove the derived images of ``image_ids`` (of every original when ``None``) so that they are made
+    again with the current pipeline; return their keys. Raises ``InvalidImageId`` for a bad id."""
+    ids = None if image_ids is None else {ImageId(image_id) for image_id in image_ids}
+    blobs, registry = _open_storage(settings)
+    try:
+        purged = Repairer(settings, registry, blobs, FileInventory(blobs)).purge_derived(ids)
+    finally:
+        registry.dispose()
+    return [spec.key for spec in purged]
 
 
 def database_label(settings: Settings) -> str:

@@ -6,12 +6,13 @@ import configparser
 import hashlib
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from pymager.domain import DecodeLimits, Size, SizePolicy
+from pymager.domain import DecodeLimits, Mode, Size, SizePolicy
 
 CONFIG_ENV = "PYMAGER_CONFIG"
 DEFAULT_CONFIG = "pymager.ini"
@@ -29,7 +30,7 @@ class Settings:
 
     data_directory: Path
     database_url: str
-    allowed_sizes: frozenset[Size]
+    allowed_sizes: frozenset[tuple[Size, Mode]]
     max_dimension: int = 4096
     max_upload_bytes: int = 50 * 1024 * 1024
     max_pixels: int = DecodeLimits.max_pixels
@@ -39,6 +40,8 @@ class Settings:
     max_jpeg_scans: int = DecodeLimits.max_jpeg_scans
     max_metadata_bytes: int = DecodeLimits.max_metadata_bytes
     jpeg_quality: int = 85
+    pad_colour: tuple[int, int, int] = (255, 255, 255)
+    detect_focus: bool = True
     cache_control_original: str = "public, max-age=86400"
     cache_control_derived: str = "public, max-age=86400"
     generation_timeout: float = 60.0
@@ -116,8 +119,42 @@ def _port(text: str) -> int:
     return value
 
 
-def _sizes(text: str) -> frozenset[Size]:
-    return frozenset(Size.parse(part) for part in text.split(",") if part.strip())
+_ALLOWED_SIZE = re.compile(r"\s*([0-9]{1,9})x([0-9]{1,9})(?:-([a-z]+))?\s*")
+
+
+def _sizes(text: str) -> frozenset[tuple[Size, Mode]]:
+    """``100x100, 800x0-fit, 400x400-pad``: an entry without a mode allows fill only; a 0 side
+    (unbounded) belongs in a fit entry."""
+    allowed = set()
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        match = _ALLOWED_SIZE.fullmatch(part)
+        if match is None or match.group(3) not in (None, "fit", "pad"):
+            raise ValueError(f"expected <width>x<height>[-fit|-pad], got {part.strip()!r}")
+        size = Size.parse(f"{match.group(1)}x{match.group(2)}")
+        mode = Mode(match.group(3) or "fill")
+        if not size.bounded and mode is not Mode.FIT:
+            raise ValueError(f"{part.strip()!r}: a 0 side (unbounded) is for fit only, e.g. {size}-fit")
+        allowed.add((size, mode))
+    return frozenset(allowed)
+
+
+def _colour(text: str) -> tuple[int, int, int]:
+    match = re.fullmatch(r"#?([0-9a-fA-F]{6})", text)
+    if match is None:
+        raise ValueError("expected a colour as #rrggbb")
+    value = int(match.group(1), 16)
+    return (value >> 16) & 0xFF, (value >> 8) & 0xFF, value & 0xFF
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("on", "true", "yes", "1"):
+        return True
+    if lowered in ("off", "false", "no", "0"):
+        return False
+    raise ValueError("expected on or off")
 
 
 def _text(text: str) -> str:
@@ -160,6 +197,8 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "max_jpeg_scans": _positive_int,
         "max_metadata_bytes": _positive_int,
         "jpeg_quality": _quality,
+        "pad_colour": _colour,
+        "detect_focus": _boolean,
         "cache_control_original": _text,
         "cache_control_derived": _text,
         "generation_timeout": _positive_float,

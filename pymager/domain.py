@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from pymager.errors import DecodingLimit, InvalidDerivedSpec, InvalidImageId, UnknownFormat
+from pymager.errors import DecodingLimit, InvalidDerivedSpec, InvalidFocus, InvalidImageId, UnknownFormat
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
-# The id may itself contain '-', so the size is the *last* "-<W>x<H>" before the extension. Sizes have
-# no leading zeros, so each derived image has exactly one URL (and one path on disk).
+# The id may itself contain '-', so the size (and mode) are the *last* "-<W>x<H>[-<mode>]" before the
+# extension. Sides have no leading zeros and fill is never spelled out, so each derived image has exactly
+# one URL (and one stored name). A side may be 0 (unbounded) in fit mode only, checked after the match.
 _DERIVED_PATTERN = re.compile(
-    r"(?P<id>[A-Za-z0-9_-]{1,128})-(?P<width>[1-9][0-9]{0,8})x(?P<height>[1-9][0-9]{0,8})"
-    r"\.(?P<ext>[A-Za-z0-9]{1,8})"
+    r"(?P<id>[A-Za-z0-9_-]{1,128})-(?P<width>0|[1-9][0-9]{0,8})x(?P<height>0|[1-9][0-9]{0,8})"
+    r"(?:-(?P<mode>fit|pad))?\.(?P<ext>[A-Za-z0-9]{1,8})"
 )
 
 
@@ -88,14 +89,20 @@ _EXTENSIONS = {
 
 @dataclass(frozen=True, order=True)
 class Size:
-    """A width × height in pixels, both at least 1."""
+    """A width × height in pixels. A side of 0 means unbounded, which only a ``fit`` request may ask;
+    ``0x0`` is no size."""
 
     width: int
     height: int
 
     def __post_init__(self) -> None:
-        if self.width < 1 or self.height < 1:
-            raise ValueError(f"size must be at least 1x1, got {self.width}x{self.height}")
+        if self.width < 0 or self.height < 0 or not (self.width or self.height):
+            raise ValueError(f"a size has no negative side and is not 0x0, got {self.width}x{self.height}")
+
+    @property
+    def bounded(self) -> bool:
+        """Whether both sides are given (no 0)."""
+        return bool(self.width and self.height)
 
     @classmethod
     def parse(cls, text: str) -> Size:
@@ -109,19 +116,69 @@ class Size:
         return f"{self.width}x{self.height}"
 
 
+class Mode(enum.Enum):
+    """How a derived image is fitted to its W×H (the README's geometry table)."""
+
+    FILL = "fill"  # exactly W×H: scaled to cover, cropped around the focal point (the URL names no mode)
+    FIT = "fit"  # all of the picture inside W×H, aspect kept, never enlarged; a side may be 0
+    PAD = "pad"  # fit, then centred on exactly W×H (transparent where the format has alpha)
+
+    @property
+    def suffix(self) -> str:
+        """What the mode adds to a derived name: nothing for fill, ``-fit``, ``-pad``."""
+        return "" if self is Mode.FILL else f"-{self.value}"
+
+
+@dataclass(frozen=True)
+class Focus:
+    """The focal point of a picture: fractions of its upright width and height (after EXIF orientation)
+    from its top-left corner, each in [0, 1]. A fill crop keeps it, as centred as the picture allows."""
+
+    x: float
+    y: float
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.x <= 1.0 and 0.0 <= self.y <= 1.0):
+            raise ValueError(f"a focal point is two fractions in [0, 1], got {self.x}, {self.y}")
+
+    @classmethod
+    def parse(cls, text: str) -> Focus:
+        """Parse the upload field ``focus=<x>,<y>`` (two decimal numbers in [0, 1])."""
+        match = _FOCUS_PATTERN.fullmatch(text.strip())
+        if match is None:
+            raise InvalidFocus(text)
+        x, y = float(match.group(1)), float(match.group(2))
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            raise InvalidFocus(text)
+        return cls(x, y)
+
+    def __str__(self) -> str:
+        return f"{self.x:g},{self.y:g}"
+
+
+CENTRE = Focus(0.5, 0.5)
+_DECIMAL = r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*"
+_FOCUS_PATTERN = re.compile(_DECIMAL + "," + _DECIMAL)
+
+
 @dataclass(frozen=True)
 class SizePolicy:
-    """Which derived sizes a server produces: none wider or taller than ``max_dimension`` and, when
-    ``allowed`` is not empty, only those (each still within ``max_dimension``)."""
+    """Which derived images a server produces: none wider or taller than ``max_dimension`` and, when
+    ``allowed`` is not empty, only those sizes in those modes (each still within ``max_dimension``)."""
 
     max_dimension: int
-    allowed: frozenset[Size] = frozenset()
+    allowed: frozenset[tuple[Size, Mode]] = frozenset()
 
-    def allows(self, size: Size) -> bool:
-        """Whether a derived image of ``size`` may be produced."""
+    def allows(self, size: Size, mode: Mode = Mode.FILL) -> bool:
+        """Whether a derived image of ``size`` in ``mode`` may be produced."""
         if size.width > self.max_dimension or size.height > self.max_dimension:
             return False
-        return not self.allowed or size in self.allowed
+        return not self.allowed or (size, mode) in self.allowed
+
+    def box(self, size: Size) -> Size:
+        """The box a result must fit: an unbounded side (0) is ``max_dimension``, so no result is ever
+        larger than it."""
+        return Size(size.width or self.max_dimension, size.height or self.max_dimension)
 
 
 @dataclass(frozen=True)
@@ -168,11 +225,16 @@ class DecodeLimits:
 
 @dataclass(frozen=True)
 class DerivedSpec:
-    """What a derived URL asks for: ``<id>-<W>x<H>.<ext>``."""
+    """What a derived URL asks for: ``<id>-<W>x<H>[-<mode>].<ext>``."""
 
     image_id: ImageId
     size: Size
     format: ImageFormat
+    mode: Mode = Mode.FILL
+
+    def __post_init__(self) -> None:
+        if not self.size.bounded and self.mode is not Mode.FIT:
+            raise ValueError(f"only fit takes an unbounded side, got {self.size} {self.mode.value}")
 
     @classmethod
     def parse(cls, segment: str) -> DerivedSpec:
@@ -190,15 +252,34 @@ class DerivedSpec:
         if match is None:
             raise InvalidDerivedSpec(segment)
         width, height = int(match.group("width")), int(match.group("height"))
-        if width < 1 or height < 1:
-            raise InvalidDerivedSpec(segment)
+        mode = Mode(match.group("mode") or "fill")
+        if not (width and height) and (mode is not Mode.FIT or not (width or height)):
+            raise InvalidDerivedSpec(segment)  # a 0 side outside fit, or 0x0
         image_format = ImageFormat.from_extension(match.group("ext"))
-        return cls(ImageId(match.group("id")), Size(width, height), image_format)
+        return cls(ImageId(match.group("id")), Size(width, height), image_format, mode)
+
+    @property
+    def name(self) -> str:
+        """The name of this derived image among its original's: ``<W>x<H>[-<mode>].<ext>`` (canonical
+        extension), as stored and as the front server computes it from the URL."""
+        return f"{self.size}{self.mode.suffix}.{self.format.extension}"
 
     @property
     def key(self) -> str:
-        """The canonical name of this derived image (``<id>-<W>x<H>.<ext>``, canonical extension)."""
-        return f"{self.image_id}-{self.size}.{self.format.extension}"
+        """The canonical URL segment of this derived image (``<id>-<W>x<H>[-<mode>].<ext>``)."""
+        return f"{self.image_id}-{self.name}"
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """What the image processor makes of an original for one derived image: ``size`` is the box (both
+    sides at least 1: an unbounded side is already ``max_dimension``), ``focus`` the original's focal
+    point (fill keeps it in its crop)."""
+
+    size: Size
+    mode: Mode
+    format: ImageFormat
+    focus: Focus = CENTRE
 
 
 @functools.lru_cache(maxsize=4096)
@@ -208,11 +289,21 @@ def _parse_derived(segment: str) -> DerivedSpec:
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What the image processor learns from a file's header and a full decode."""
+    """What the image processor learns from a file's header and a full decode: the format, the size as
+    stored, and the focal point it detected (``None`` when detection is off)."""
 
     format: ImageFormat
     width: int
     height: int
+    focus: Focus | None = None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An upload as the web layer hands it over: the file, and the ``focus`` form field as sent."""
+
+    file: BinaryIO
+    focus: str | None = None
 
 
 @dataclass(frozen=True)
@@ -226,6 +317,7 @@ class Original:
     bytes: int
     checksum: str
     created: datetime
+    focus: Focus = CENTRE
 
 
 @dataclass(frozen=True)

@@ -61,12 +61,12 @@ class InvalidImageId(PymagerError):
 
 
 class InvalidDerivedSpec(PymagerError):
-    """The derived URL segment does not match ``<id>-<W>x<H>.<ext>``: no such resource."""
+    """The derived URL segment does not match ``<id>-<W>x<H>[-<mode>].<ext>``: no such resource."""
 
     title = "Not found"
 
     def __init__(self, segment: str) -> None:
-        super().__init__(f"{segment[:200]!r} does not name a derived image (<id>-<W>x<H>.<ext>)")
+        super().__init__(f"{segment[:200]!r} does not name a derived image (<id>-<W>x<H>[-fit|-pad].<ext>)")
 
 
 class UnknownFormat(PymagerError):
@@ -78,6 +78,15 @@ class UnknownFormat(PymagerError):
 
 class SizeNotAllowed(PymagerError):
     title = "Size not allowed"
+
+
+class InvalidFocus(PymagerError):
+    """The upload's ``focus`` field is not two decimal numbers in [0, 1]."""
+
+    title = "Invalid focus"
+
+    def __init__(self, value: str) -> None:
+        super().__init__(f"focus is <x>,<y>, two decimal numbers in [0, 1]; got {value[:100]!r}")
 
 
 class RangeNotSatisfiable(PymagerError):

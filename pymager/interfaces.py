@@ -20,8 +20,9 @@ from pymager.domain import (
     Original,
     OriginalRecord,
     OriginalStatus,
-    Size,
+    Rendition,
     StoredFile,
+    Upload,
 )
 
 
@@ -215,15 +216,18 @@ class IImageProcessor(Interface):
 
     def identify(source: BinaryIO) -> ImageInfo:
         """Return the ``ImageInfo`` of the image in the binary file ``source`` (read from its start; the
-        caller closes it) after decoding it completely.
+        caller closes it) after decoding it completely, with the focal point detected in the decoded
+        picture (upright coordinates) unless detection is off.
 
         Raise ``UnsupportedImage`` when it is not an image in an accepted format (without handing it to
-        any other decoder) and ``CorruptImage`` when it is an accepted format that fails to decode."""
+        any other decoder), ``DecodingLimit`` when it is over a decoding limit and ``CorruptImage`` when
+        it is an accepted format that fails to decode."""
 
-    def derive(source: BinaryIO, size: Size, image_format: ImageFormat, out: BinaryIO) -> None:
-        """Write to the binary file ``out`` the original read from ``source`` with its EXIF orientation
-        applied, scaled to cover ``size`` and centre-cropped to exactly it, encoded as ``image_format``
-        with no metadata but the colour profile."""
+    def derive(source: BinaryIO, rendition: Rendition, out: BinaryIO) -> None:
+        """Write to the binary file ``out`` the original read from ``source`` made into ``rendition``:
+        EXIF orientation applied, fitted to ``rendition.size`` in ``rendition.mode`` (fill crops around
+        ``rendition.focus``), converted to sRGB from its embedded colour profile, encoded as
+        ``rendition.format`` with no metadata and no large colour profile."""
 
 
 class IHeldLock(Interface):
@@ -271,10 +275,11 @@ class IImageService(Interface):
     """What the web layer may ask of pymager. Arguments are raw strings from the request; the service
     validates them."""
 
-    def save_original(image_id: str, open_upload: Callable[[], BinaryIO]) -> Original:
+    def save_original(image_id: str, open_upload: Callable[[], Upload]) -> Original:
         """Store an upload as original ``image_id``; return the ``Original``. ``open_upload`` returns
-        the uploaded stream (raising ``BadUpload`` for a malformed request); it is called only once the
-        id is known to be valid and free, so a rejected upload is never read."""
+        the ``Upload`` (raising ``BadUpload`` for a malformed request); it is called only once the id
+        is known to be valid and free, so a rejected upload is never read. The upload's ``focus``
+        (``<x>,<y>``) is the focal point; without one it is detected (or the centre)."""
 
     def original_file(image_id: str) -> StoredFile:
         """Return the ``StoredFile`` of an original."""

@@ -14,7 +14,7 @@ nothing if anything changed. Work in progress is left alone: files younger than
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -52,6 +52,34 @@ class Repairer:
         self._blobs = blobs
         self._inventory = inventory
         self._clock = clock
+
+    def purge_derived(self, image_ids: Collection[ImageId] | None = None) -> list[DerivedSpec]:
+        """Remove the published derived images of ``image_ids`` (of every original when ``None``) and
+        their rows, so that the next request makes them again with the current pipeline; return what was
+        removed. Safe beside running servers: each is removed under its original's row lock, which
+        generations publish under, and only while its row is ready (a generation in progress publishes
+        what the current pipeline makes). A crash half-way leaves a ready row without its file, which a
+        request makes again (and ``--repair`` removes)."""
+        with self._registry.unit_of_work() as uow:
+            ready = [
+                record.spec
+                for record in uow.derived.list_all()
+                if record.status is DerivedStatus.READY
+                and (image_ids is None or record.spec.image_id in image_ids)
+            ]
+        purged = []
+        for spec in ready:
+            with self._registry.unit_of_work(write=True) as uow:
+                uow.originals.lock(spec.image_id)
+                current = uow.derived.get(spec)
+                if current is None or current.status is not DerivedStatus.READY:
+                    continue
+                self._inventory.remove_derived(spec)
+                uow.derived.remove(spec)
+                uow.commit()
+            purged.append(spec)
+            log.info("purged %s", spec.key)
+        return purged
 
     def run(self, repair: bool) -> list[Finding]:
         """Return every inconsistency found; with ``repair``, fix each as its ``remedy`` says."""

@@ -29,13 +29,17 @@ from zope.interface import implementer
 
 from pymager.config import Settings
 from pymager.domain import (
+    CENTRE,
     DerivedSpec,
     DerivedStatus,
+    Focus,
     ImageId,
     Original,
     OriginalRecord,
     OriginalStatus,
+    Rendition,
     StoredFile,
+    Upload,
 )
 from pymager.errors import (
     ImageAlreadyExists,
@@ -90,18 +94,22 @@ class ImageService:
 
     # -- originals -------------------------------------------------------------------------------
 
-    def save_original(self, image_id: str, open_upload: Callable[[], BinaryIO]) -> Original:
+    def save_original(self, image_id: str, open_upload: Callable[[], Upload]) -> Original:
         valid_id = ImageId(image_id)
         with self._registry.unit_of_work() as uow:
             if uow.originals.get(valid_id) is not None:
                 raise ImageAlreadyExists(valid_id)
         upload = open_upload()
+        requested_focus = Focus.parse(upload.focus) if upload.focus is not None else None
         staged = self._blobs.stage_original(valid_id)
         try:
-            size, checksum = self._copy_limited(upload, staged.file)
+            size, checksum = self._copy_limited(upload.file, staged.file)
             with staged.open_for_reading() as written:
                 info = self._processor.identify(written)
-            original = Original(valid_id, info.format, info.width, info.height, size, checksum, self._clock())
+            focus = requested_focus or info.focus or CENTRE
+            original = Original(
+                valid_id, info.format, info.width, info.height, size, checksum, self._clock(), focus
+            )
             with self._registry.unit_of_work(write=True) as uow:
                 if not uow.originals.add(original):
                     raise ImageAlreadyExists(valid_id)
@@ -157,8 +165,8 @@ class ImageService:
 
     def derived_file(self, segment: str) -> StoredFile:
         spec = DerivedSpec.parse(segment)
-        if not self._sizes.allows(spec.size):
-            raise SizeNotAllowed(f"size {spec.size} is not allowed on this server")
+        if not self._sizes.allows(spec.size, spec.mode):
+            raise SizeNotAllowed(f"size {spec.size}{spec.mode.suffix} is not allowed on this server")
         stored = self._blobs.open_derived(spec)
         if stored is not None:  # the hot path: no registry, no lock
             self._metrics.derived_served("disk")
@@ -275,7 +283,8 @@ class ImageService:
             if source is None:
                 raise ImageNotFound(spec.image_id)
             with source.file:
-                self._processor.derive(source.file, spec.size, spec.format, staged.file)
+                rendition = Rendition(self._sizes.box(spec.size), spec.mode, spec.format, original.focus)
+                self._processor.derive(source.file, rendition, staged.file)
         except BaseException:
             staged.discard()
             raise

@@ -107,7 +107,7 @@ class Request(cherrypy._cprequest.Request):  # type: ignore[misc]
     show_tracebacks = False
     show_mismatched_params = False
     methods_with_bodies = ("POST",)
-    # Only an upload reads its body, and only once its id is valid and free (read_file_field); any other
+    # Only an upload reads its body, and only once its id is valid and free (read_upload); any other
     # request's body is discarded unread, so a POST to /derived gets its 405, not a 411 or 400.
     process_request_body = False
     # A stalled upload leaves CherryPy for cheroot, which closes the connection quietly (408).

@@ -24,6 +24,7 @@ from pymager.errors import (
     ImageNotFound,
     InternalError,
     InvalidDerivedSpec,
+    InvalidFocus,
     InvalidImageId,
     LengthRequired,
     MalformedRequest,
@@ -50,6 +51,7 @@ CHALLENGES = ('Bearer realm="pymager"', 'Basic realm="pymager"')
 STATUS_BY_ERROR: dict[type[PymagerError], int] = {
     MalformedRequest: 400,
     InvalidImageId: 400,
+    InvalidFocus: 400,
     BadUpload: 400,
     UnknownFormat: 400,
     UnsupportedImage: 400,

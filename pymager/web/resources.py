@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 import cherrypy
 
 from pymager.config import Settings
-from pymager.domain import Original
+from pymager.domain import Original, Upload
 from pymager.errors import BadUpload, LengthRequired, NoSuchResource, UploadTooLarge
 from pymager.interfaces import IImageService, IMetrics
 from pymager.web.bodies import ClientTimedOut, drain
@@ -33,11 +33,13 @@ def _original_json(original: Original) -> dict[str, Any]:
         "height": original.height,
         "bytes": original.bytes,
         "created": original.created.isoformat(),
+        "focus": [original.focus.x, original.focus.y],
     }
 
 
-def read_file_field() -> BinaryIO:
-    """Parse the multipart body of the current request and return its ``file`` field as a stream.
+def read_upload() -> Upload:
+    """Parse the multipart body of the current request: its ``file`` field as a stream, and its
+    optional ``focus`` field as sent.
 
     The multipart filename is ignored. Only ever called by the service once the id is valid and free.
     """
@@ -53,7 +55,10 @@ def read_file_field() -> BinaryIO:
         raise ClientTimedOut() from None  # a stalled upload: the server closes the connection
     except (ValueError, LookupError, EOFError, OverflowError) as exc:  # LookupError: unknown charset
         raise BadUpload(f"malformed multipart body: {exc}") from None
-    field = request.body.params.get("file")
+    return Upload(_file_field(request.body.params.get("file")), _text_field(request.body.params, "focus"))
+
+
+def _file_field(field: object) -> BinaryIO:
     if field is None:
         raise BadUpload("the multipart body has no field named 'file'")
     if isinstance(field, list):
@@ -62,10 +67,18 @@ def read_file_field() -> BinaryIO:
         return io.BytesIO(field.encode("utf-8"))  # CherryPy tried us-ascii, then utf-8
     # A part with a filename is spooled to an anonymous temporary file by CherryPy; one that is itself
     # multipart has none.
-    if getattr(field, "file", None) is None:
+    file: BinaryIO | None = getattr(field, "file", None)
+    if file is None:
         raise BadUpload("the 'file' field must be a file, not nested multipart")
-    field.file.seek(0)
-    return field.file  # type: ignore[no-any-return]
+    file.seek(0)
+    return file
+
+
+def _text_field(params: dict[str, object], name: str) -> str | None:
+    value = params.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise BadUpload(f"send {name!r} once, as a plain form field")
 
 
 def _body_failure(exc: cherrypy.HTTPError) -> BadUpload | LengthRequired | UploadTooLarge:
@@ -94,7 +107,7 @@ def no_segment(path: tuple[str, ...]) -> None:
 
 class OriginalResource:
     """``/original/<id>``: upload, fetch, delete an original. The upload body is parsed only once the
-    id is known to be valid and free (see ``read_file_field``)."""
+    id is known to be valid and free (see ``read_upload``)."""
 
     def __init__(self, service: IImageService, metrics: IMetrics, settings: Settings) -> None:
         self._service = service
@@ -108,7 +121,7 @@ class OriginalResource:
     def POST(self, *path: str) -> bytes:  # noqa: N802
         image_id = only_segment(path)
         cherrypy.serving.request.hooks.attach("on_end_request", self._count_upload)
-        original = self._service.save_original(image_id, read_file_field)
+        original = self._service.save_original(image_id, read_upload)
         cherrypy.serving.response.headers["Location"] = f"/original/{original.image_id}"
         return _json(201, _original_json(original))
 

@@ -116,7 +116,7 @@ segment_text = st.text(
     alphabet=st.sampled_from([*"ab-_x.0123456789/%?#;:~ ", "\x00", "é", "١", "１", "\u202e"]),
     max_size=40,
 )
-sizes = st.integers(0, 10**10).map(str)
+sizes = st.one_of(st.integers(0, 10**10), st.integers(0, 64)).map(str)
 extensions = st.sampled_from(["jpg", "jpeg", "png", "gif", "webp", "JPG", "bmp", "svg", ""])
 
 
@@ -125,14 +125,22 @@ extensions = st.sampled_from(["jpg", "jpeg", "png", "gif", "webp", "JPG", "bmp",
     prefix=st.one_of(st.just(""), segment_text),
     width=st.one_of(sizes, segment_text),
     height=st.one_of(sizes, segment_text),
+    mode=st.one_of(st.sampled_from(["", "-fit", "-pad", "-fill", "-Fit", "-fit-pad"]), segment_text),
     ext=st.one_of(extensions, segment_text),
     use_stored=st.booleans(),
 )
 def test_any_derived_segment_gets_an_image_or_a_4xx(
-    standalone: Server, stored_id: str, prefix: str, width: str, height: str, ext: str, use_stored: bool
+    standalone: Server,
+    stored_id: str,
+    prefix: str,
+    width: str,
+    height: str,
+    mode: str,
+    ext: str,
+    use_stored: bool,
 ) -> None:
     image_id = stored_id if use_stored else prefix
-    segment = f"{image_id}-{width}x{height}.{ext}"
+    segment = f"{image_id}-{width}x{height}{mode}.{ext}"
     response = requests.get(standalone.url(f"/derived/{quote(segment, safe='')}"), timeout=30)
     assert response.status_code in (200, 400, 403, 404), response.text
     if response.status_code != 200:

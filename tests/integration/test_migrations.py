@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from pymager.adapters.db import make_engine, migrate
 from pymager.adapters.db.models import Base
@@ -49,6 +49,49 @@ def test_head_revision_is_the_current_revision_after_upgrade(empty_database_url:
     try:
         assert migrate.current_revision(engine) is None
         migrate.upgrade(empty_database_url)
-        assert migrate.current_revision(engine) == migrate.head_revision() == "0001"
+        assert migrate.current_revision(engine) == migrate.head_revision() == "0002"
+    finally:
+        engine.dispose()
+
+
+def test_0002_keeps_existing_rows_as_fill_and_centre_and_downgrades_to_0001(empty_database_url: str) -> None:
+    """Rows written under 0001 mean what they meant: derived images are fill, originals' focus is the
+    centre; a downgrade drops what 0001 cannot name (fit and pad rows) and keeps the rest."""
+    migrate.upgrade(empty_database_url, "0001")
+    engine = make_engine(empty_database_url)
+    now = "2024-01-01 00:00:00"
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO originals (id, status, format, width, height, bytes, checksum, created_at,"
+                    " updated_at) VALUES ('a', 'ready', 'JPEG', 10, 10, 5, 'c', :now, :now)"
+                ),
+                {"now": now},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO derived (original_id, width, height, format, status, owner, claimed_at,"
+                    " bytes, checksum, created_at, updated_at)"
+                    " VALUES ('a', 5, 5, 'JPEG', 'ready', 'o', :now, 3, 'd', :now, :now)"
+                ),
+                {"now": now},
+            )
+        migrate.upgrade(empty_database_url)
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT focus_x, focus_y FROM originals")).one() == (0.5, 0.5)
+            assert connection.execute(text("SELECT mode FROM derived")).scalar_one() == "fill"
+            connection.execute(
+                text(
+                    "INSERT INTO derived (original_id, width, height, format, mode, status, owner,"
+                    " claimed_at, created_at, updated_at)"
+                    " VALUES ('a', 5, 5, 'JPEG', 'fit', 'pending', 'o', :now, :now, :now)"
+                ),
+                {"now": now},
+            )
+        migrate.downgrade(empty_database_url, "0001")
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT count(*) FROM derived")).scalar_one() == 1
+            assert "mode" not in {column["name"] for column in inspect(connection).get_columns("derived")}
     finally:
         engine.dispose()

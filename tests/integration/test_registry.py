@@ -33,7 +33,9 @@ from pymager.domain import (
     ImageInfo,
     Original,
     OriginalStatus,
+    Rendition,
     Size,
+    Upload,
 )
 from pymager.errors import ServiceUnavailable
 from pymager.interfaces import (
@@ -321,7 +323,7 @@ def test_ping_passes_on_a_migrated_database(registry: SqlRegistry) -> None:
 def test_ping_refuses_an_unmigrated_database(empty_database_url: str) -> None:
     registry = SqlRegistry(make_engine(empty_database_url))
     try:
-        with pytest.raises(ServiceUnavailable, match="schema is at revision none, expected 0001"):
+        with pytest.raises(ServiceUnavailable, match="schema is at revision none, expected 0002"):
             registry.ping()
     finally:
         registry.dispose()
@@ -385,7 +387,7 @@ class NumberedRenders:
         source.read()
         return ImageInfo(ImageFormat.PNG, 40, 30)
 
-    def derive(self, source: BinaryIO, size: Size, image_format: ImageFormat, out: BinaryIO) -> None:
+    def derive(self, source: BinaryIO, rendition: Rendition, out: BinaryIO) -> None:
         self.renders += 1
         self._during_render()
         out.write(f"render {self.renders};".encode() * self.renders)
@@ -413,7 +415,7 @@ def test_derived_rows_record_the_size_and_sha256_of_the_published_file(
         PrometheusMetrics(),
         lambda: NOW,
     )
-    service.save_original("cat", lambda: io.BytesIO(b"any bytes"))
+    service.save_original("cat", lambda: Upload(io.BytesIO(b"any bytes")))
 
     def published_and_recorded() -> tuple[tuple[int, str], tuple[int | None, str | None]]:
         stored = service.derived_file(spec.key)

@@ -18,13 +18,14 @@ from pymager.domain import (
     DerivedRecord,
     DerivedSpec,
     DerivedStatus,
+    Focus,
     ImageFormat,
     ImageId,
     ImageInfo,
     Original,
     OriginalRecord,
     OriginalStatus,
-    Size,
+    Rendition,
     StoredFile,
 )
 from pymager.errors import CorruptImage, ServiceUnavailable, UnsupportedImage
@@ -44,11 +45,11 @@ from pymager.interfaces import (
     Leftover,
 )
 
-_SpecKey = tuple[str, int, int, str]
+_SpecKey = tuple[str, int, int, str, str]
 
 
 def _key(spec: DerivedSpec) -> _SpecKey:
-    return (spec.image_id, spec.size.width, spec.size.height, spec.format.value)
+    return (spec.image_id, spec.size.width, spec.size.height, spec.format.value, spec.mode.value)
 
 
 @dataclass
@@ -189,7 +190,7 @@ def _original_name(image_id: ImageId) -> str:
 
 
 def _derived_name(spec: DerivedSpec) -> str:
-    return f"derived/{spec.image_id}/{spec.size}.{spec.format.extension}"
+    return f"derived/{spec.image_id}/{spec.name}"
 
 
 @implementer(IStagedFile)
@@ -351,7 +352,8 @@ class FakeProcessor:
     ``gate``, when set, holds every ``derive`` until it is set (for concurrency tests)."""
 
     def __init__(self) -> None:
-        self.derive_calls: list[tuple[Size, ImageFormat]] = []
+        self.derive_calls: list[Rendition] = []
+        self.detected: Focus | None = None  # what identify reports as the detected focal point
         self.gate: threading.Event | None = None
         self.started = threading.Event()
         self._lock = threading.Lock()
@@ -364,15 +366,16 @@ class FakeProcessor:
         if len(parts) < 4 or parts[0] != b"IMG":
             raise UnsupportedImage("not an image in an accepted format (JPEG, PNG, GIF, WebP)")
         width, height = (int(n) for n in parts[2].split(b"x"))
-        return ImageInfo(ImageFormat(parts[1].decode()), width, height)
+        return ImageInfo(ImageFormat(parts[1].decode()), width, height, self.detected)
 
-    def derive(self, source: BinaryIO, size: Size, image_format: ImageFormat, out: BinaryIO) -> None:
+    def derive(self, source: BinaryIO, rendition: Rendition, out: BinaryIO) -> None:
         with self._lock:
-            self.derive_calls.append((size, image_format))
+            self.derive_calls.append(rendition)
         self.started.set()
         if self.gate is not None:
             assert self.gate.wait(10), "test gate never opened"
-        out.write(f"DERIVED:{size}:{image_format.value}:".encode() + source.read())
+        label = f"{rendition.size}{rendition.mode.suffix}:{rendition.format.value}:{rendition.focus}"
+        out.write(f"DERIVED:{label}:".encode() + source.read())
 
 
 @implementer(IMetrics)

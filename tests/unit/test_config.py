@@ -15,7 +15,7 @@ from pymager.config import (
     default_database_url,
     load_settings,
 )
-from pymager.domain import Size, SizePolicy
+from pymager.domain import Mode, Size, SizePolicy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -126,14 +126,44 @@ def test_load_settings_parses_allowed_sizes_to_frozenset_of_size(tmp_path: Path)
 
     settings = load_settings(path)
 
-    assert settings.allowed_sizes == frozenset({Size(100, 100), Size(800, 600)})
+    assert settings.allowed_sizes == frozenset({(Size(100, 100), Mode.FILL), (Size(800, 600), Mode.FILL)})
     assert isinstance(settings.allowed_sizes, frozenset)
+
+
+def test_allowed_sizes_entries_carry_a_mode_and_without_one_mean_fill(tmp_path: Path) -> None:
+    path = write_ini(tmp_path, "[pymager]\nallowed_sizes = 100x100, 800x0-fit, 400x400-pad, 0x300-fit\n")
+
+    assert load_settings(path).allowed_sizes == {
+        (Size(100, 100), Mode.FILL),
+        (Size(800, 0), Mode.FIT),
+        (Size(400, 400), Mode.PAD),
+        (Size(0, 300), Mode.FIT),
+    }
+
+
+@pytest.mark.parametrize(
+    "entry", ["800x0", "800x0-pad", "0x0-fit", "100x100-fill", "100x100-crop", "100x100-"]
+)
+def test_allowed_sizes_outside_the_grammar_stop_start_up_in_one_line(tmp_path: Path, entry: str) -> None:
+    path = write_ini(tmp_path, f"[pymager]\nallowed_sizes = 100x100, {entry}\n")
+    with pytest.raises(ConfigError, match=r"\[pymager\] allowed_sizes = .* is invalid") as raised:
+        load_settings(path)
+    assert "\n" not in str(raised.value)
+
+
+def test_pad_colour_and_detect_focus_are_read(tmp_path: Path) -> None:
+    path = write_ini(tmp_path, "[pymager]\npad_colour = #1a2B3c\ndetect_focus = off\n")
+    settings = load_settings(path)
+    assert settings.pad_colour == (0x1A, 0x2B, 0x3C)
+    assert settings.detect_focus is False
+    defaults = load_settings(write_ini(tmp_path, "[pymager]\n"))
+    assert (defaults.pad_colour, defaults.detect_focus) == ((255, 255, 255), True)
 
 
 def test_load_settings_allowed_sizes_ignores_empty_items(tmp_path: Path) -> None:
     path = write_ini(tmp_path, "[pymager]\nallowed_sizes = 100x100,, 800x600 ,\n")
 
-    assert load_settings(path).allowed_sizes == frozenset({Size(100, 100), Size(800, 600)})
+    assert load_settings(path).allowed_sizes == {(Size(100, 100), Mode.FILL), (Size(800, 600), Mode.FILL)}
 
 
 def test_size_policy_comes_from_max_dimension_and_allowed_sizes(tmp_path: Path) -> None:
@@ -141,7 +171,8 @@ def test_size_policy_comes_from_max_dimension_and_allowed_sizes(tmp_path: Path) 
         write_ini(tmp_path, "[pymager]\nallowed_sizes = 100x100, 5000x10\nmax_dimension = 1000\n")
     )
 
-    assert settings.size_policy == SizePolicy(1000, frozenset({Size(100, 100), Size(5000, 10)}))
+    allowed = frozenset({(Size(100, 100), Mode.FILL), (Size(5000, 10), Mode.FILL)})
+    assert settings.size_policy == SizePolicy(1000, allowed)
 
 
 def test_size_policy_without_allowed_sizes_admits_every_size_up_to_max_dimension(tmp_path: Path) -> None:
@@ -223,6 +254,9 @@ def test_load_settings_keys_are_case_insensitive_and_values_stripped(tmp_path: P
         ("pymager", "allowed_sizes", "10by10"),
         ("pymager", "allowed_sizes", "100x100, 0x5"),
         ("pymager", "allowed_sizes", "100x100, -5x5"),
+        ("pymager", "pad_colour", "white"),
+        ("pymager", "pad_colour", "#fff"),
+        ("pymager", "detect_focus", "maybe"),
         ("pymager", "generation_timeout", "0"),
         ("pymager", "generation_timeout", "soon"),
         ("pymager", "wait_timeout", "-1"),

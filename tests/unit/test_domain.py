@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Callable
 
-from pymager.domain import DerivedSpec, ImageFormat, ImageId, Size, SizePolicy
-from pymager.errors import InvalidDerivedSpec, InvalidImageId, UnknownFormat
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pymager.domain import CENTRE, DerivedSpec, Focus, ImageFormat, ImageId, Mode, Size, SizePolicy
+from pymager.errors import InvalidDerivedSpec, InvalidFocus, InvalidImageId, UnknownFormat
 
 # ImageId
 
@@ -91,8 +95,6 @@ def test_size_parse_accepts_surrounding_whitespace(text: str, expected: Size) ->
         "10x10x10",
         "-1x10",
         "10x-1",
-        "0x10",
-        "10x0",
         "1.5x2",
         "1000000000x1",
         "ax b",
@@ -103,9 +105,13 @@ def test_size_parse_rejects_garbage(text: str) -> None:
         Size.parse(text)
 
 
-def test_size_rejects_zero_dimension() -> None:
-    with pytest.raises(ValueError, match="at least 1x1"):
-        Size(0, 5)
+def test_size_may_leave_one_side_unbounded_but_not_both() -> None:
+    assert not Size(0, 5).bounded
+    assert Size(3, 5).bounded
+    with pytest.raises(ValueError, match="0x0"):
+        Size(0, 0)
+    with pytest.raises(ValueError, match="negative"):
+        Size(-1, 5)
 
 
 def test_size_str_is_width_x_height() -> None:
@@ -268,7 +274,7 @@ def test_size_policy_without_allowed_sizes_admits_any_size_up_to_max_dimension()
 
 
 def test_size_policy_with_allowed_sizes_admits_only_them() -> None:
-    policy = SizePolicy(4096, frozenset({Size(100, 100), Size(800, 600)}))
+    policy = SizePolicy(4096, frozenset({(Size(100, 100), Mode.FILL), (Size(800, 600), Mode.FILL)}))
 
     assert policy.allows(Size(100, 100))
     assert policy.allows(Size(800, 600))
@@ -278,3 +284,113 @@ def test_size_policy_with_allowed_sizes_admits_only_them() -> None:
 
 def test_size_policy_rejects_an_allowed_size_beyond_max_dimension() -> None:
     assert not SizePolicy(4096, frozenset({Size(100, 100), Size(5000, 10)})).allows(Size(5000, 10))
+
+
+# The derived grammar, version 2: <id>-<W>x<H>[-<mode>].<ext>
+
+ids = st.text(alphabet="abcXYZ019_-", min_size=1, max_size=128)
+sides = st.integers(0, 999_999_999)
+modes = st.sampled_from(list(Mode))
+extensions = st.sampled_from(["jpg", "jpeg", "png", "gif", "webp"])
+
+
+@st.composite
+def valid_segments(draw: st.DrawFn) -> tuple[str, str, Size, Mode, str]:
+    mode = draw(modes)
+    width, height = draw(sides), draw(sides)
+    if mode is not Mode.FIT:  # only fit takes a 0 side
+        width, height = max(width, 1), max(height, 1)
+    elif not (width or height):
+        width = 1
+    image_id, ext = draw(ids), draw(extensions)
+    return f"{image_id}-{width}x{height}{mode.suffix}.{ext}", image_id, Size(width, height), mode, ext
+
+
+@given(valid_segments())
+def test_every_valid_segment_round_trips_through_the_parser(case: tuple[str, str, Size, Mode, str]) -> None:
+    segment, image_id, size, mode, ext = case
+    spec = DerivedSpec.parse(segment)
+    assert (spec.image_id, spec.size, spec.mode, spec.format) == (
+        image_id,
+        size,
+        mode,
+        ImageFormat.from_extension(ext),
+    )
+    canonical = segment.removesuffix(".jpeg") + ".jpg" if ext == "jpeg" else segment
+    assert spec.key == canonical
+    assert DerivedSpec.parse(spec.key) == spec
+
+
+mutations = st.sampled_from(
+    [
+        lambda s: s.replace(".", "-fill.", 1),  # fill is never spelled out
+        lambda s: s.replace(".", "-crop.", 1),  # no such mode
+        lambda s: s.replace("-fit.", "-pad.").replace("x0-pad", "x0-pad").replace("-0x", "-0x"),
+        lambda s: s.replace("x", "x0", 1) if "x0" not in s else s + "~",  # a leading zero
+        lambda s: s.rsplit(".", 1)[0] + ".bmp",  # unknown extension: 400
+        lambda s: s.rsplit(".", 1)[0],  # no extension
+        lambda s: s.replace("-", "_"),
+        lambda s: "-" + s.split("-", 1)[-1] if "-" in s else s + "!",
+        lambda s: s + "/",
+        lambda s: s.upper(),
+    ]
+)
+
+
+@given(valid_segments(), mutations)
+def test_a_mutated_segment_is_a_404_or_a_400_never_another_failure(
+    case: tuple[str, str, Size, Mode, str], mutate: Callable[[str], str]
+) -> None:
+    segment = mutate(case[0])
+    try:
+        DerivedSpec.parse(segment)
+    except (InvalidDerivedSpec, UnknownFormat):
+        return  # 404, or 400 for an unknown extension
+    # What still parses is a valid segment of its own: it names exactly one image, canonically.
+    assert DerivedSpec.parse(segment).key in (segment, segment.removesuffix(".jpeg") + ".jpg")
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [
+        "a-0x0-fit.jpg",
+        "a-0x10.jpg",
+        "a-10x0-pad.jpg",
+        "a-10x10-fill.jpg",
+        "a-10x10-Fit.jpg",
+        "a-00x10-fit.jpg",
+    ],
+)
+def test_segments_outside_the_v2_grammar_name_nothing(segment: str) -> None:
+    with pytest.raises(InvalidDerivedSpec):
+        DerivedSpec.parse(segment)
+
+
+def test_the_id_is_everything_before_the_last_size_and_mode() -> None:
+    spec = DerivedSpec.parse("a-10x10-fit-20x30-pad.png")
+    assert (spec.image_id, spec.size, spec.mode) == ("a-10x10-fit", Size(20, 30), Mode.PAD)
+    assert DerivedSpec.parse("a-10x10-fit.png").image_id == "a"
+    assert DerivedSpec.parse("pad-800x0-fit.webp").name == "800x0-fit.webp"
+
+
+def test_size_policy_caps_an_unbounded_side_at_max_dimension() -> None:
+    policy = SizePolicy(1000)
+    assert policy.box(Size(800, 0)) == Size(800, 1000)
+    assert policy.box(Size(0, 50)) == Size(1000, 50)
+    assert not policy.allows(Size(1001, 0), Mode.FIT)
+
+
+@pytest.mark.parametrize(
+    ("text", "focus"),
+    [("0.25,0.4", Focus(0.25, 0.4)), ("0,1", Focus(0, 1)), (" 1 , .5 ", Focus(1, 0.5)), ("0.5,0.5", CENTRE)],
+)
+def test_focus_parses_two_fractions(text: str, focus: Focus) -> None:
+    assert Focus.parse(text) == focus
+
+
+@pytest.mark.parametrize(
+    "text", ["", "0.5", "1.01,0", "-0,5", "0.5,0.5,0.5", "inf,0", "nan,nan", "1e-3,0", "½,0"]
+)
+def test_focus_outside_the_grammar_is_invalid(text: str) -> None:
+    with pytest.raises(InvalidFocus):
+        Focus.parse(text)

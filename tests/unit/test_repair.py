@@ -6,11 +6,12 @@ import io
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
-from pymager.domain import DerivedSpec, DerivedStatus, ImageId, OriginalStatus
+from pymager.domain import DerivedSpec, DerivedStatus, ImageId, OriginalStatus, Upload
 from pymager.owners import new_owner
 from tests.unit.fakes import fake_image
 from tests.unit.world import NOW, World
@@ -129,7 +130,7 @@ def test_old_temporary_files_are_removed_young_ones_left(world: World) -> None:
 def test_pending_and_ready_records_are_told_apart(world: World) -> None:
     world.upload("a")
     world.service.derived_file("a-10x10.png")
-    record = world.registry.tables.derived[("a", 10, 10, "PNG")]
+    record = world.registry.tables.derived[("a", 10, 10, "PNG", "fill")]
     assert record.status is DerivedStatus.READY
     assert world.problems() == []
 
@@ -154,7 +155,7 @@ def test_an_id_deleted_and_uploaded_again_after_the_snapshot_is_left_alone(world
 
     def finish_and_upload_again() -> None:
         world.service.delete_original("x")
-        world.service.save_original("x", lambda: io.BytesIO(fake_image(width=99)))
+        world.service.save_original("x", lambda: Upload(io.BytesIO(fake_image(width=99))))
 
     _after_the_snapshot(world, finish_and_upload_again)
     assert world.problems(repair=True) == ["unfinished delete"]
@@ -174,7 +175,7 @@ def test_a_stale_claim_taken_over_after_the_snapshot_is_left_alone(world: World)
     spec = world.claim("a-10x10.png", "other-host:1:abc", OLD)
     _after_the_snapshot(world, lambda: world.service.derived_file(spec.key))
     assert world.problems(repair=True) == ["stale claim by other-host:1:abc"]
-    assert world.registry.tables.derived[("a", 10, 10, "PNG")].status is DerivedStatus.READY
+    assert world.registry.tables.derived[("a", 10, 10, "PNG", "fill")].status is DerivedStatus.READY
     assert "derived/a/10x10.png" in world.blobs.files
 
 
@@ -198,3 +199,39 @@ def test_derived_images_retired_by_a_delete_that_crashed_are_removed(world: Worl
     ]
     assert world.leaves_nothing("a")
     assert world.problems() == []
+
+
+# -- purging derived images ----------------------------------------------------------------------
+
+
+def test_purge_removes_the_ready_derived_images_of_the_given_ids_only(world: World) -> None:
+    for image_id in ("a", "b"):
+        world.upload(image_id)
+        world.service.derived_file(f"{image_id}-10x10.png").file.close()
+        world.service.derived_file(f"{image_id}-800x0-fit.jpg").file.close()
+
+    purged = world.repairer.purge_derived({ImageId("a")})
+
+    assert sorted(spec.key for spec in purged) == ["a-10x10.png", "a-800x0-fit.jpg"]
+    assert not [name for name in world.blobs.files if name.startswith("derived/a/")]
+    assert [key[0] for key in world.registry.tables.derived] == ["b", "b"]
+    assert world.problems() == []  # nothing left half-done
+    world.service.derived_file("a-10x10.png").file.close()  # made again on its next request
+    assert len(world.processor.derive_calls) == 5
+
+
+def test_purge_of_every_original_leaves_generations_in_progress_alone(world: World) -> None:
+    world.upload("a")
+    world.service.derived_file("a-10x10.png").file.close()
+    world.registry.tables.derived[("a", 20, 20, "PNG", "fill")] = replace(
+        world.registry.tables.derived[("a", 10, 10, "PNG", "fill")],
+        spec=DerivedSpec.parse("a-20x20.png"),
+        status=DerivedStatus.PENDING,
+        bytes=None,
+        checksum=None,
+    )
+
+    purged = world.repairer.purge_derived(None)
+
+    assert [spec.key for spec in purged] == ["a-10x10.png"]
+    assert list(world.registry.tables.derived) == [("a", 20, 20, "PNG", "fill")]  # the claim is kept

@@ -12,13 +12,26 @@ from typing import BinaryIO
 
 import pytest
 
-from pymager.domain import DerivedSpec, DerivedStatus, ImageFormat, ImageId, OriginalStatus, Size
+from pymager.domain import (
+    CENTRE,
+    DerivedSpec,
+    DerivedStatus,
+    Focus,
+    ImageFormat,
+    ImageId,
+    Mode,
+    OriginalStatus,
+    Rendition,
+    Size,
+    Upload,
+)
 from pymager.errors import (
     BadUpload,
     CorruptImage,
     ImageAlreadyExists,
     ImageNotFound,
     InvalidDerivedSpec,
+    InvalidFocus,
     InvalidImageId,
     ServiceUnavailable,
     SizeNotAllowed,
@@ -30,13 +43,13 @@ from tests.unit.fakes import FakeRetiredFiles, fake_image
 from tests.unit.world import NOW, World
 
 
-def _never_called() -> BinaryIO:
+def _never_called() -> Upload:
     raise AssertionError("the upload body was read")
 
 
 def test_upload_stores_original_and_describes_it(world: World) -> None:
     data = fake_image(ImageFormat.PNG, 640, 480)
-    original = world.service.save_original("sample", lambda: io.BytesIO(data))
+    original = world.service.save_original("sample", lambda: Upload(io.BytesIO(data)))
     assert (original.image_id, original.format, original.width, original.height) == (
         "sample",
         ImageFormat.PNG,
@@ -86,7 +99,7 @@ def test_upload_over_the_limit_is_rejected_and_leaves_nothing() -> None:
 
 
 def test_upload_with_malformed_request_leaves_nothing(world: World) -> None:
-    def malformed() -> BinaryIO:
+    def malformed() -> Upload:
         raise BadUpload("the multipart body has no field named 'file'")
 
     with pytest.raises(BadUpload):
@@ -167,12 +180,12 @@ def test_derived_is_generated_once_then_served_from_disk(world: World) -> None:
     world.upload("sample", fake_image())
     first = world.service.derived_file("sample-100x50.webp").file.read()
     second = world.service.derived_file("sample-100x50.webp").file.read()
-    assert first == second == b"DERIVED:100x50:WEBP:" + fake_image()
+    assert first == second == b"DERIVED:100x50:WEBP:0.5,0.5:" + fake_image()
     assert len(world.processor.derive_calls) == 1
     assert world.metrics.served == ["generated", "disk"]
     assert len(world.metrics.generated) == 1
     assert world.metrics.coalesced == 0
-    record = world.registry.tables.derived[("sample", 100, 50, "WEBP")]
+    record = world.registry.tables.derived[("sample", 100, 50, "WEBP", "fill")]
     assert record.status is DerivedStatus.READY
     assert record.bytes == len(first)
     assert record.checksum == hashlib.sha256(first).hexdigest()
@@ -188,7 +201,7 @@ def test_derived_jpeg_and_jpg_are_the_same_image(world: World) -> None:
 
 
 def test_derived_size_outside_allowed_sizes_is_forbidden_before_existence_is_checked() -> None:
-    world = World(allowed_sizes=frozenset({Size(100, 100)}))
+    world = World(allowed_sizes=frozenset({(Size(100, 100), Mode.FILL)}))
     with pytest.raises(SizeNotAllowed):
         world.service.derived_file("missing-200x200.jpg")
     world.upload("sample", fake_image())
@@ -328,7 +341,7 @@ def test_a_claim_left_by_a_dead_process_is_taken_over_at_once(world: World) -> N
         uow.commit()
     assert world.service.derived_file("sample-10x10.png").size > 0
     assert len(world.processor.derive_calls) == 1
-    record = world.registry.tables.derived[("sample", 10, 10, "PNG")]
+    record = world.registry.tables.derived[("sample", 10, 10, "PNG", "fill")]
     assert record.status is DerivedStatus.READY
     assert record.owner != "dead-host:1:abc"
 
@@ -530,3 +543,59 @@ def test_a_second_delete_never_removes_an_original_uploaded_again_meanwhile(worl
     assert raced
     assert world.registry.tables.originals["x"].original.width == 20
     assert world.blobs.files["originals/x"] == fake_image(width=20)
+
+
+# -- modes and the focal point -------------------------------------------------------------------
+
+
+def test_upload_keeps_the_focus_it_was_sent(world: World) -> None:
+    world.processor.detected = Focus(0.1, 0.1)  # a sent focus wins over detection
+    world.upload("sample", focus="0.25,0.4")
+    assert world.registry.tables.originals["sample"].original.focus == Focus(0.25, 0.4)
+
+
+def test_upload_without_focus_keeps_the_detected_one_or_the_centre(world: World) -> None:
+    world.processor.detected = Focus(0.8, 0.3)
+    world.upload("detected")
+    world.processor.detected = None  # detection off
+    world.upload("plain")
+    assert world.registry.tables.originals["detected"].original.focus == Focus(0.8, 0.3)
+    assert world.registry.tables.originals["plain"].original.focus == CENTRE
+
+
+@pytest.mark.parametrize(
+    "focus", ["", "0.5", "0.5,", "1.5,0.5", "-0.1,0.5", "0.5;0.5", "nan,0.5", "1e-1,0.5"]
+)
+def test_upload_with_a_bad_focus_is_refused_and_leaves_nothing(world: World, focus: str) -> None:
+    with pytest.raises(InvalidFocus):
+        world.upload("sample", focus=focus)
+    assert world.leaves_nothing("sample")
+
+
+def test_derive_hands_the_processor_the_mode_the_bounded_box_and_the_focus() -> None:
+    world = World(max_dimension=1000)
+    world.upload("sample", focus="0.2,0.7")
+    world.service.derived_file("sample-800x0-fit.webp").file.close()
+    world.service.derived_file("sample-30x20-pad.png").file.close()
+    world.service.derived_file("sample-30x20.jpg").file.close()
+    assert world.processor.derive_calls == [
+        Rendition(Size(800, 1000), Mode.FIT, ImageFormat.WEBP, Focus(0.2, 0.7)),
+        Rendition(Size(30, 20), Mode.PAD, ImageFormat.PNG, Focus(0.2, 0.7)),
+        Rendition(Size(30, 20), Mode.FILL, ImageFormat.JPEG, Focus(0.2, 0.7)),
+    ]
+    assert set(world.blobs.files) >= {
+        "derived/sample/800x0-fit.webp",
+        "derived/sample/30x20-pad.png",
+        "derived/sample/30x20.jpg",
+    }
+
+
+def test_allowed_sizes_carry_their_mode() -> None:
+    world = World(allowed_sizes=frozenset({(Size(100, 100), Mode.FILL), (Size(800, 0), Mode.FIT)}))
+    world.upload("sample")
+    world.service.derived_file("sample-100x100.jpg").file.close()
+    world.service.derived_file("sample-800x0-fit.jpg").file.close()
+    # An entry without a mode allows fill only; one with a mode, that mode only.
+    for segment in ("sample-100x100-fit.jpg", "sample-100x100-pad.jpg", "sample-800x600-fit.jpg"):
+        with pytest.raises(SizeNotAllowed):
+            world.service.derived_file(segment)

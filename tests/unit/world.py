@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pymager.config import Settings
-from pymager.domain import DerivedSpec
+from pymager.domain import DerivedSpec, Upload
 from pymager.repair import Repairer
 from pymager.service import ImageService
 from tests.unit.fakes import (
@@ -51,10 +51,10 @@ class World:
             self.settings, self.registry, self.blobs, self.inventory, lambda: self.checked_at
         )
 
-    def upload(self, image_id: str, data: bytes | None = None) -> None:
-        """Upload ``data`` (by default a ``fake_image()``) as ``image_id``."""
+    def upload(self, image_id: str, data: bytes | None = None, focus: str | None = None) -> None:
+        """Upload ``data`` (by default a ``fake_image()``) as ``image_id``, with the ``focus`` field."""
         body = fake_image() if data is None else data
-        self.service.save_original(image_id, lambda: io.BytesIO(body))
+        self.service.save_original(image_id, lambda: Upload(io.BytesIO(body), focus))
 
     def leaves_nothing(self, image_id: str) -> bool:
         """Whether no row, file, temporary file or retired file of ``image_id`` is left."""

@@ -13,6 +13,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -65,7 +66,10 @@ class OriginalRow(Base):
     ``ImageFormat`` value."""
 
     __tablename__ = "originals"
-    __table_args__ = (CheckConstraint("status IN ('ready', 'deleting')", name="status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('ready', 'deleting')", name="status"),
+        CheckConstraint("focus_x BETWEEN 0 AND 1 AND focus_y BETWEEN 0 AND 1", name="focus"),
+    )
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     status: Mapped[str] = mapped_column(String(16))
@@ -74,16 +78,22 @@ class OriginalRow(Base):
     height: Mapped[int] = mapped_column(Integer)
     bytes: Mapped[int] = mapped_column(BigInteger)
     checksum: Mapped[str] = mapped_column(String(64))
+    # The focal point, fractions of the upright picture (originals stored before it existed: centre).
+    focus_x: Mapped[float] = mapped_column(Float, server_default="0.5")
+    focus_y: Mapped[float] = mapped_column(Float, server_default="0.5")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class DerivedRow(Base):
-    """One derived image, claimed (``pending``, with an owner) then ``ready``."""
+    """One derived image, claimed (``pending``, with an owner) then ``ready`` (with its file's size and
+    SHA-256). ``mode`` is a ``Mode`` value; a 0 side (unbounded) is a fit's."""
 
     __tablename__ = "derived"
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'ready')", name="status"),
+        CheckConstraint("mode IN ('fill', 'fit', 'pad')", name="mode"),
+        CheckConstraint("status = 'pending' OR (bytes IS NOT NULL AND checksum IS NOT NULL)", name="ready"),
         Index(None, "status", "claimed_at"),
     )
 
@@ -93,6 +103,7 @@ class DerivedRow(Base):
     width: Mapped[int] = mapped_column(Integer, primary_key=True)
     height: Mapped[int] = mapped_column(Integer, primary_key=True)
     format: Mapped[str] = mapped_column(String(8), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(8), primary_key=True, server_default="fill")
     status: Mapped[str] = mapped_column(String(16))
     owner: Mapped[str] = mapped_column(String(64))
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -16,8 +16,10 @@ from pymager.domain import (
     DerivedRecord,
     DerivedSpec,
     DerivedStatus,
+    Focus,
     ImageFormat,
     ImageId,
+    Mode,
     Original,
     OriginalRecord,
     OriginalStatus,
@@ -54,12 +56,14 @@ def _original_record(row: OriginalRow) -> OriginalRecord:
         bytes=row.bytes,
         checksum=row.checksum,
         created=row.created_at,
+        focus=Focus(row.focus_x, row.focus_y),
     )
     return OriginalRecord(original=original, status=OriginalStatus(row.status))
 
 
 def _derived_record(row: DerivedRow) -> DerivedRecord:
-    spec = DerivedSpec(ImageId(row.original_id), Size(row.width, row.height), ImageFormat(row.format))
+    size = Size(row.width, row.height)
+    spec = DerivedSpec(ImageId(row.original_id), size, ImageFormat(row.format), Mode(row.mode))
     return DerivedRecord(
         spec=spec,
         status=DerivedStatus(row.status),
@@ -92,6 +96,8 @@ class SqlOriginalRepository:
             "height": original.height,
             "bytes": original.bytes,
             "checksum": original.checksum,
+            "focus_x": original.focus.x,
+            "focus_y": original.focus.y,
             "created_at": original.created,
             "updated_at": original.created,
         }
@@ -148,6 +154,7 @@ class SqlDerivedRepository:
             "width": spec.size.width,
             "height": spec.size.height,
             "format": spec.format.value,
+            "mode": spec.mode.value,
             "status": DerivedStatus.PENDING.value,
             "owner": owner,
             "claimed_at": now,
@@ -191,7 +198,13 @@ class SqlDerivedRepository:
         self._session.execute(statement.execution_options(synchronize_session=False))
 
     def list_all(self) -> list[DerivedRecord]:
-        order = (DerivedRow.original_id, DerivedRow.width, DerivedRow.height, DerivedRow.format)
+        order = (
+            DerivedRow.original_id,
+            DerivedRow.width,
+            DerivedRow.height,
+            DerivedRow.format,
+            DerivedRow.mode,
+        )
         return [_derived_record(row) for row in self._session.scalars(select(DerivedRow).order_by(*order))]
 
     def _update(self, condition: ColumnElement[bool], **values: Any) -> bool:
@@ -207,4 +220,5 @@ def _is(spec: DerivedSpec) -> ColumnElement[bool]:
         DerivedRow.width == spec.size.width,
         DerivedRow.height == spec.size.height,
         DerivedRow.format == spec.format.value,
+        DerivedRow.mode == spec.mode.value,
     )
