@@ -19,12 +19,13 @@ from PIL import Image, ImageCms
 
 log = logging.getLogger(__name__)
 
-# Relative colorimetric with black point compensation: Photoshop's default conversion to sRGB. In-gamut
-# colours keep their measured value; a print profile's dark paper-black maps to black instead of grey.
+# Relative colorimetric: every colour sRGB can show keeps its measured value (the others clip). Black
+# point compensation is off: stretching a print profile's ink black to sRGB black would move every dark
+# and mid tone away from its measured value.
 INTENT = ImageCms.Intent.RELATIVE_COLORIMETRIC
 # NOCACHE: a transform is shared by every request thread, and littlecms' one-pixel cache is not
 # thread-safe.
-FLAGS = ImageCms.Flags.BLACKPOINTCOMPENSATION | ImageCms.Flags.NOCACHE
+FLAGS = ImageCms.Flags.NOCACHE
 # Distinct profiles seen by one process; the rare original with a profile beyond these rebuilds.
 TRANSFORM_CACHE_SIZE = 64
 
