@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageOps
 from zope.interface.verify import verifyObject
 
+from pymager.adapters import focus
 from pymager.adapters.pillow import PillowProcessor
 from pymager.domain import CENTRE, DecodeLimits, Focus, ImageFormat, ImageInfo, Mode, Rendition, Size
 from pymager.errors import CorruptImage, DecodingLimit, UnsupportedImage
@@ -187,6 +188,73 @@ def test_identify_lets_an_io_error_through(processor: PillowProcessor) -> None:
         processor.identify(FailingDisk(images.jpeg(20, 20)))
 
 
+# --- identify: focal point -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def seen_by_detector(monkeypatch: pytest.MonkeyPatch) -> list[Image.Image]:
+    """Replace focus detection by one that records the picture it is given and answers (0.25, 0.75)."""
+    seen: list[Image.Image] = []
+
+    def detect(image: Image.Image) -> Focus:
+        seen.append(image.copy())
+        return Focus(0.25, 0.75)
+
+    monkeypatch.setattr(focus, "detect_focus", detect)
+    return seen
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("container", ["JPEG", "PNG"])
+def test_identify_detects_the_focus_on_a_small_upright_copy(
+    processor: PillowProcessor,
+    write: WriteFile,
+    seen_by_detector: list[Image.Image],
+    orientation: int,
+    container: str,
+) -> None:
+    upright = images.quadrants(1200, 800)
+    info = identify(processor, write(images.oriented(upright, orientation, container, quality=95)))
+    assert info.focus == Focus(0.25, 0.75)
+    (small,) = seen_by_detector
+    assert max(small.size) <= 256
+    assert abs(small.width / small.height - 1.5) < 0.05  # upright: as wide as the picture is shown
+    rgb = small.convert("RGB")
+    quarter = (small.width // 4, small.height // 4)
+    for (x, y), colour in zip(
+        [
+            quarter,
+            (3 * quarter[0], quarter[1]),
+            (quarter[0], 3 * quarter[1]),
+            (3 * quarter[0], 3 * quarter[1]),
+        ],
+        images.QUADRANT_COLOURS,
+        strict=True,
+    ):
+        assert close_to(rgb.getpixel((x, y)), colour), (x, y)  # type: ignore[arg-type]
+
+
+def test_identify_does_not_detect_the_focus_when_told_not_to(
+    write: WriteFile, seen_by_detector: list[Image.Image]
+) -> None:
+    info = identify(PillowProcessor(detect_focus=False), write(images.jpeg(64, 48)))
+    assert info.focus is None
+    assert seen_by_detector == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    sorted(["png-p-transparent", "png-i16", "png-la", "jpeg-cmyk", "gif-animated", "webp-animated", "png-1"]),
+)
+def test_identify_detects_a_focus_in_every_source_mode(
+    processor: PillowProcessor, write: WriteFile, source: str
+) -> None:
+    info = identify(processor, write(SOURCES[source]))
+    assert info.focus is not None
+    assert 0.0 <= info.focus.x <= 1.0
+    assert 0.0 <= info.focus.y <= 1.0
+
+
 # --- derive: geometry ----------------------------------------------------------------------------
 
 
@@ -320,18 +388,41 @@ SOURCES = {
     "gif-animated": images.gif(frames=3),
     "webp-rgba": images.webp(mode="RGBA"),
     "webp-animated": images.webp(frames=2),
+    "jpeg-cmyk-profile": images.encode(
+        Image.new("CMYK", (64, 48), (0, 180, 200, 0)), "JPEG", icc_profile=images.cmyk_profile()
+    ),
+    "png-rgba-adobe-rgb": images.encode(
+        images.gradient(64, 48).convert("RGBA"), "PNG", icc_profile=images.rgb_profile(images.ADOBE_RGB)
+    ),
+    "png-la-grey-profile": images.encode(
+        images.gradient(64, 48).convert("LA"), "PNG", icc_profile=images.grey_profile()
+    ),
+    "png-i16-grey-profile": images.encode(
+        Image.open(io.BytesIO(images.png(mode="I;16"))), "PNG", icc_profile=images.grey_profile()
+    ),
 }
+# What each format may hold once derived: nothing a decoder would have to guess about.
+OUTPUT_MODES = {
+    ImageFormat.JPEG: {"RGB", "L"},
+    ImageFormat.PNG: {"RGB", "RGBA", "L", "LA"},
+    ImageFormat.GIF: {"P", "L"},
+    ImageFormat.WEBP: {"RGB", "RGBA"},
+}
+# The sources are 64x48: fit into 30x40 is 30x22 (30 × 48/64 = 22.5, rounded half to even).
+EXPECTED_SIZES = {Mode.FILL: (30, 40), Mode.FIT: (30, 22), Mode.PAD: (30, 40)}
 
 
+@pytest.mark.parametrize("mode", list(Mode), ids=lambda m: m.value)
 @pytest.mark.parametrize("image_format", list(ImageFormat), ids=lambda f: f.value)
 @pytest.mark.parametrize("source", sorted(SOURCES))
 def test_derive_turns_every_source_mode_into_every_format(
-    processor: PillowProcessor, write: WriteFile, source: str, image_format: ImageFormat
+    processor: PillowProcessor, write: WriteFile, source: str, image_format: ImageFormat, mode: Mode
 ) -> None:
-    data = derive(processor, write(SOURCES[source]), Size(30, 40), image_format)
+    data = derive(processor, write(SOURCES[source]), Size(30, 40), image_format, mode)
     with Image.open(io.BytesIO(data)) as result:
         assert result.format == image_format.value
-        assert result.size == (30, 40)
+        assert result.size == EXPECTED_SIZES[mode]
+        assert result.mode in OUTPUT_MODES[image_format]
         result.load()
 
 
