@@ -22,6 +22,7 @@ class Mode:
     burst_requests: int = 100
     burst_runs: int = 5  # bursts per size, each on a fresh cold key, and as many single cold requests
     rss_cold_requests: int = 8
+    pipeline_runs: int = 9  # interleaved rounds of each in-process pipeline comparison
     thread_pool: int = 16
 
     @property
@@ -51,4 +52,5 @@ QUICK = Mode(
     hit_seconds=2,
     hit_rounds=1,
     burst_runs=3,
+    pipeline_runs=3,
 )

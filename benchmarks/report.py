@@ -61,6 +61,12 @@ TARGETS = (
     ),
     Target("peak_rss_8_cold_mb", "server peak RSS, 8 concurrent cold 24 MP → 1024x768 (MB)", 150, True),
     Target("upload_30mb_rss_growth_mb", "server RSS growth while a 30 MB original uploads (MB)", 10, True),
+    Target("fit_200_over_fill", "24 MP → 200x200 fit / fill, in-process pipeline (medians)", 1.1, True),
+    Target("pad_200_over_fill", "24 MP → 200x200 pad / fill, in-process pipeline (medians)", 1.1, True),
+    Target("fit_1024_over_fill", "24 MP → 1024x768 fit / fill, in-process pipeline (medians)", 1.1, True),
+    Target("pad_1024_over_fill", "24 MP → 1024x768 pad / fill, in-process pipeline (medians)", 1.1, True),
+    Target("adobe_rgb_over_untagged", "24 MP → 200x200, Adobe RGB source / untagged (medians)", 1.1, True),
+    Target("upload_check_focus_over_without", "24 MP upload check, focus detection on / off", 1.05, True),
 )
 
 
@@ -95,7 +101,20 @@ def ratios(figures: dict[str, Any]) -> dict[str, float | None]:
         "burst100_over_single": _ratio(burst["200"]["seconds"] * 1000, burst["200"]["single_generation_ms"]),
         "peak_rss_8_cold_mb": memory.get("peak_rss_8_cold_mb"),
         "upload_30mb_rss_growth_mb": memory.get("upload_rss_growth_mb"),
+        **_pipeline_ratios(figures["pipeline"]),
     }
+
+
+def _pipeline_ratios(pipeline: dict[str, Any]) -> dict[str, float | None]:
+    ratios: dict[str, float | None] = {}
+    for label in ("200", "1024"):
+        modes = pipeline[f"modes_{label}_ms"]
+        for mode in ("fit", "pad"):
+            ratios[f"{mode}_{label}_over_fill"] = _ratio(modes[mode], modes["fill"])
+    colour, check = pipeline["colour_200_ms"], pipeline["upload_check_ms"]
+    ratios["adobe_rgb_over_untagged"] = _ratio(colour["adobe_rgb"], colour["untagged"])
+    ratios["upload_check_focus_over_without"] = _ratio(check["with_focus"], check["without_focus"])
+    return ratios
 
 
 def _cell(value: float | None) -> str:
@@ -191,6 +210,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"{memory.get('upload_anon_rss_growth_mb')} MB, "
         f"mapped files {memory.get('upload_file_rss_growth_mb')} MB.",
     ]
+    pipeline = figures["pipeline"]
+    lines += ["", f"## Pipeline costs, in-process (24 MP JPEG, medians of {pipeline['runs']}, ms)", ""]
+    lines += ["| comparison | contenders |", "|---|---|"]
+    for key, row in pipeline.items():
+        if isinstance(row, dict):
+            lines.append(
+                f"| {key.removesuffix('_ms')} | " + ", ".join(f"{k} {v}" for k, v in row.items()) + " |"
+            )
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks import apache, corpus, machine, report, scenarios, servers
+from benchmarks import apache, corpus, machine, pipeline_costs, report, scenarios, servers
 from benchmarks.modes import FULL, QUICK, Mode
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -74,6 +74,8 @@ def _measure(mode: Mode, work: Path, notes: list[str]) -> dict[str, Any]:
         fresh.stop()
     if "error" in figures["memory"]:
         notes.append(f"memory not measured: {figures['memory']['error']}")
+    _log("pipeline costs in-process: modes, colour profile, focus detection")
+    figures["pipeline"] = pipeline_costs.measure(mode.pipeline_runs)
     return figures
 
 
