@@ -4,6 +4,7 @@ except Ghostscript's CMYK press profile (Debian ``libgs-common``)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 from typing import Any, cast
 
@@ -174,12 +175,23 @@ def test_derive_takes_pixels_as_srgb_when_the_profile_does_not_fit(profile: byte
     assert derive(tagged, size).tobytes() == derive(untagged, size).tobytes()
 
 
-def test_derive_builds_each_transform_once() -> None:
-    colour._transform.cache_clear()
+def test_derive_builds_each_transform_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = colour.TransformCache(colour.TRANSFORM_CACHE_SIZE)
+    monkeypatch.setattr(colour, "TRANSFORMS", cache)
     profile = images.rgb_profile(images.DISPLAY_P3)
     for _ in range(3):
         data = images.encode(patches("RGB", [(200, 90, 60)]), "PNG", icc_profile=bytes(profile))
         derive(data, Size(PATCH // 2, PATCH // 2))
-    info = colour._transform.cache_info()
-    assert (info.misses, info.hits) == (1, 2)
-    assert info.maxsize == colour.TRANSFORM_CACHE_SIZE
+    assert cache.builds == 1
+
+
+def test_the_transform_cache_is_bounded() -> None:
+    cache = colour.TransformCache(2)
+    profiles = [images.rgb_profile({**images.SRGB, "name": f"sRGB {index}"}) for index in range(3)]
+    keys = [colour.Profile(hashlib.sha256(data).digest(), data) for data in profiles]
+    for key in [*keys, keys[2], keys[1]]:
+        assert cache.get(key, "RGB") is not None
+    assert len(cache) == 2
+    assert cache.builds == 3  # the last two were still cached
+    cache.get(keys[0], "RGB")
+    assert cache.builds == 4  # the first was dropped

@@ -9,10 +9,11 @@ from CMYK as Pillow does).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageCms
@@ -42,10 +43,10 @@ _TRANSFORMS = {
 
 @dataclass(frozen=True)
 class Profile:
-    """An embedded ICC profile, equal to another by the digest of its bytes."""
+    """An embedded ICC profile and the digest that names it."""
 
     digest: bytes
-    data: bytes = field(compare=False, repr=False)
+    data: bytes = field(repr=False)
 
 
 def embedded_profile(image: Image.Image) -> Profile | None:
@@ -58,13 +59,13 @@ def embedded_profile(image: Image.Image) -> Profile | None:
 
 def converts_cmyk(image: Image.Image, profile: Profile | None) -> bool:
     """Whether ``profile`` will convert ``image``'s CMYK pixels (so they stay CMYK until then)."""
-    return image.mode == "CMYK" and profile is not None and _transform(profile, "CMYK") is not None
+    return image.mode == "CMYK" and profile is not None and TRANSFORMS.get(profile, "CMYK") is not None
 
 
 def to_srgb(image: Image.Image, profile: Profile | None) -> Image.Image:
     """``image`` (a working mode) in sRGB: converted from ``profile`` when it describes the pixels,
     else as it is (CMYK: as Pillow converts it). Grey stays grey."""
-    transform = None if profile is None else _transform(profile, image.mode)
+    transform = None if profile is None else TRANSFORMS.get(profile, image.mode)
     if transform is None:
         return image.convert("RGB") if image.mode == "CMYK" else image
     if image.mode in ("L", "LA"):
@@ -75,13 +76,41 @@ def to_srgb(image: Image.Image, profile: Profile | None) -> Image.Image:
     return transform.apply(image)
 
 
-@functools.lru_cache(maxsize=TRANSFORM_CACHE_SIZE)
-def _transform(profile: Profile, mode: str) -> ImageCms.ImageCmsTransform | None:
-    """The transform from ``profile`` to sRGB for pixels in ``mode``; ``None`` when the profile cannot
-    be read or describes another colour space (remembered too, so a bad profile is parsed once)."""
+class TransformCache:
+    """The transforms built so far, least recently used first out, keyed by (profile digest, mode) so
+    that no profile's bytes are kept. A profile that cannot be used is remembered too (``None``), so a
+    bad profile is parsed once. Thread-safe; two threads missing at once may both build (harmless)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.builds = 0
+        self._transforms: OrderedDict[tuple[bytes, str], ImageCms.ImageCmsTransform | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._transforms)
+
+    def get(self, profile: Profile, mode: str) -> ImageCms.ImageCmsTransform | None:
+        """The transform from ``profile`` to sRGB for pixels in ``mode``; ``None`` when the profile
+        cannot be read or describes another colour space."""
+        key = (profile.digest, mode)
+        with self._lock:
+            if key in self._transforms:
+                self._transforms.move_to_end(key)
+                return self._transforms[key]
+        transform = _build(profile.data, mode)  # outside the lock: building takes milliseconds
+        with self._lock:
+            self.builds += 1
+            self._transforms[key] = transform
+            while len(self._transforms) > self.size:
+                self._transforms.popitem(last=False)
+        return transform
+
+
+def _build(data: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
     colour_space, in_mode, out_mode = _TRANSFORMS.get(mode, ("", "", ""))
     try:
-        source = ImageCms.ImageCmsProfile(io.BytesIO(profile.data))
+        source = ImageCms.ImageCmsProfile(io.BytesIO(data))
         if source.profile.xcolor_space != colour_space:
             log.debug("ignoring a %r profile on %s pixels", source.profile.xcolor_space, mode)
             return None
@@ -89,3 +118,6 @@ def _transform(profile: Profile, mode: str) -> ImageCms.ImageCmsTransform | None
     except (OSError, ValueError, TypeError, ImageCms.PyCMSError):
         log.info("ignoring an unusable ICC profile", exc_info=True)
         return None
+
+
+TRANSFORMS = TransformCache(TRANSFORM_CACHE_SIZE)
