@@ -80,13 +80,13 @@ class PillowProcessor:
             original = image.size
             profile = colour.embedded_profile(image)
             with decoding(ImageFormat(image.format)):
-                turn = _load_first_frame(image, rendition)
+                exif_orientation = _load_first_frame(image, rendition)
                 picture = modes.working_copy(image, keep_cmyk=colour.converts_cmyk(image, profile))
-        resize = geometry.plan(rendition, original, picture.size, turn)
+        resize = geometry.plan(rendition, original, picture.size, exif_orientation)
         picture = picture.resize(
             resize.size, Image.Resampling.LANCZOS, box=resize.box, reducing_gap=REDUCING_GAP
         )
-        picture = orientation.upright(picture, turn)
+        picture = orientation.upright(picture, exif_orientation)
         picture = colour.to_srgb(picture, profile)
         picture = output.pad(picture, resize.canvas, rendition.format, self.pad_colour)
         picture = output.for_output(picture, rendition.format)
