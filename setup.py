@@ -29,6 +29,7 @@ setup(
             "pytest>=8",
             "requests>=2.31",
             "hypothesis>=6",
+            "coloraide>=4",
             "mypy>=1.10",
             "mypy-zope>=1.0",
             "ruff>=0.6",
