@@ -61,7 +61,7 @@ class PillowProcessor:
 
     def identify(self, source: BinaryIO) -> ImageInfo:
         check_whole_container(source, self.limits)
-        focus: Focus | None = None
+        small: Image.Image | None = None
         with open_image(source, self.limits, IDENTIFY_DECODER_BLOCK) as image:
             image_format = ImageFormat(image.format)
             width, height = image.size  # as stored, before any draft scaling
@@ -70,9 +70,10 @@ class PillowProcessor:
                 for index, frame in enumerate(decode_all_frames(image)):
                     if index == 0 and self.detect_focus:
                         small = orientation.upright(_small_copy(frame), orientation.orientation(frame))
-                        focus = _detect_focus(small)
         if image_format is ImageFormat.PNG:
             verify_png(source, self.limits)
+        # Outside ``decoding``: a failure in detection is the server's, not a corrupt upload.
+        focus = None if small is None else _detect_focus(small)
         return ImageInfo(image_format, width, height, focus)
 
     def derive(self, source: BinaryIO, rendition: Rendition, out: BinaryIO) -> None:
@@ -82,10 +83,10 @@ class PillowProcessor:
             with decoding(ImageFormat(image.format)):
                 exif_orientation = _load_first_frame(image, rendition)
                 picture = modes.working_copy(image, keep_cmyk=colour.converts_cmyk(image, profile))
-        resize = geometry.plan(rendition, original, picture.size, exif_orientation)
-        picture = picture.resize(
-            resize.size, Image.Resampling.LANCZOS, box=resize.box, reducing_gap=REDUCING_GAP
-        )
+            resize = geometry.plan(rendition, original, picture.size, exif_orientation)
+            picture = picture.resize(
+                resize.size, Image.Resampling.LANCZOS, box=resize.box, reducing_gap=REDUCING_GAP
+            )
         picture = orientation.upright(picture, exif_orientation)
         picture = colour.to_srgb(picture, profile)
         picture = output.pad(picture, resize.canvas, rendition.format, self.pad_colour)

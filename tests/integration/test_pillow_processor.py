@@ -234,6 +234,19 @@ def test_identify_detects_the_focus_on_a_small_upright_copy(
         assert close_to(rgb.getpixel((x, y)), colour), (x, y)  # type: ignore[arg-type]
 
 
+def test_identify_reports_a_failing_detector_as_its_own_failure(
+    processor: PillowProcessor, write: WriteFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in detection is the server's failure (a 5xx), never a corrupt upload's 400."""
+
+    def broken(image: Image.Image) -> Focus:
+        raise ValueError("detector bug")
+
+    monkeypatch.setattr(focus, "detect_focus", broken)
+    with pytest.raises(ValueError, match="detector bug"):
+        identify(processor, write(images.jpeg(64, 48)))
+
+
 def test_identify_does_not_detect_the_focus_when_told_not_to(
     write: WriteFile, seen_by_detector: list[Image.Image]
 ) -> None:
