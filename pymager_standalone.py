@@ -2,7 +2,8 @@
 """Run pymager on CherryPy's own HTTP server.
 
     pymager_standalone.py [--config PATH]
-                          [--migrate | --check | --repair | --hash-key | --purge-derived (ID… | --all)]
+                          [--migrate | --check | --repair | --hash-key | --sign PATH
+                           | --purge-derived (ID… | --all)]
 
 The configuration file is PATH, else ``$PYMAGER_CONFIG``, else ``./pymager.ini``.
 """
@@ -27,6 +28,7 @@ from pymager.bootstrap import (
 )
 from pymager.config import ConfigError, Settings, config_path, hash_api_key, load_settings
 from pymager.errors import InvalidImageId, ServiceUnavailable
+from pymager.signing import UrlSigner
 from pymager.web.app import make_app
 
 log = logging.getLogger("pymager")
@@ -75,6 +77,20 @@ def _purge(settings: Settings, image_ids: list[str] | None) -> int:
     return 0
 
 
+def _sign(settings: Settings, path: str) -> int:
+    if not settings.url_keys:
+        print("pymager: no url key to sign with; set [auth] url_keys or $PYMAGER_URL_KEYS", file=sys.stderr)
+        return 2
+    if not path.startswith("/derived/") or "?" in path or "#" in path:
+        print(
+            f"pymager: sign a path as it is requested, /derived/<segment>; got {path[:200]!r}",
+            file=sys.stderr,
+        )
+        return 2
+    print(UrlSigner(settings.url_keys).sign(path))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="pymager: a RESTful image storage service")
     parser.add_argument("--config", help="configuration file (default: $PYMAGER_CONFIG, else ./pymager.ini)")
@@ -90,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         "--hash-key",
         action="store_true",
         help="read an API key from stdin, print the sha256:<hex> entry for [auth] api_keys, then exit",
+    )
+    action.add_argument(
+        "--sign",
+        metavar="PATH",
+        help="print the derived path PATH (/derived/<segment>, as it will be requested) signed with the "
+        "first of the url keys, then exit",
     )
     action.add_argument(
         "--purge-derived",
@@ -116,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = config_path(args.config)
         settings = load_settings(path)
+        if args.sign is not None:
+            return _sign(settings, args.sign)
         if args.migrate:
             revision = migrate_database(settings)
             print(f"pymager: database at revision {revision} ({database_label(settings)})")

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from pymager.domain import DecodeLimits, Mode, Size, SizePolicy
+from pymager.signing import UrlKey, parse_url_keys
 
 CONFIG_ENV = "PYMAGER_CONFIG"
+# Replaces [auth] url_keys when set and not blank, so that the secrets need not sit in pymager.ini.
+URL_KEYS_ENV = "PYMAGER_URL_KEYS"
 DEFAULT_CONFIG = "pymager.ini"
 
 _T = TypeVar("_T")
@@ -52,6 +55,7 @@ class Settings:
     thread_pool: int = 16
     socket_timeout: float = 10.0
     api_keys: frozenset[str] = frozenset()  # "sha256:<hex>" of each key allowed to write
+    url_keys: tuple[UrlKey, ...] = ()  # signing keys of derived URLs, the first signs; empty: unsigned
 
     @property
     def decode_limits(self) -> DecodeLimits:
@@ -162,7 +166,7 @@ def _text(text: str) -> str:
 
 
 KEY_HASH_PREFIX = "sha256:"
-_SECRET_KEYS = frozenset({"api_keys"})  # values never repeated in error messages
+_SECRET_KEYS = frozenset({"api_keys", "url_keys"})  # values never repeated in error messages
 
 
 def hash_api_key(key: str) -> str:
@@ -213,13 +217,15 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
     },
     "auth": {
         "api_keys": _key_hashes,
+        "url_keys": parse_url_keys,
     },
 }
 
 
-def load_settings(path: Path) -> Settings:
-    """Read and validate a configuration file. Relative ``data_directory`` is resolved against the
-    file's directory. Raise ``ConfigError`` with one line naming what is wrong."""
+def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Read and validate a configuration file (and ``$PYMAGER_URL_KEYS`` in ``environ``). Relative
+    ``data_directory`` is resolved against the file's directory. Raise ``ConfigError`` with one line
+    naming what is wrong."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with path.open(encoding="utf-8") as handle:
@@ -245,6 +251,13 @@ def load_settings(path: Path) -> Settings:
             if parse is None:
                 raise ConfigError(f"{path}: unknown key {key!r} in [{section}]")
             values[key] = _parse(path, section, key, raw.strip(), parse)
+    # The environment wins rather than merges: a key retired from it must not live on in the file.
+    url_keys = environ.get(URL_KEYS_ENV, "").strip()
+    if url_keys:
+        try:
+            values["url_keys"] = parse_url_keys(url_keys)
+        except ValueError as exc:
+            raise ConfigError(f"${URL_KEYS_ENV} = <redacted> is invalid: {exc}") from None
 
     base = path.resolve().parent
     data_directory = Path(str(values.pop("data_directory", "data")) or "data").expanduser()

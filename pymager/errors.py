@@ -165,6 +165,33 @@ class Unauthorized(PymagerError):
     title = "Unauthorized"
 
 
+# -- signed derived URLs (``[auth] url_keys``): only a miss needs a signature -----------------------
+
+
+class SignatureRequired(PymagerError):
+    """A derived image that is not stored yet, requested without ``?s=`` while url keys are set."""
+
+    title = "Signature required"
+
+
+class SignatureMalformed(PymagerError):
+    """An ``s`` parameter that is not one ``<key-id>.<mac>`` with the mac in unpadded base64url."""
+
+    title = "Signature malformed"
+
+
+class SignatureKeyUnknown(PymagerError):
+    """A signature naming a key id the server does not have (never configured, or retired)."""
+
+    title = "Signature key unknown"
+
+
+class SignatureInvalid(PymagerError):
+    """A well-formed signature that is not the mac of this path under the key it names."""
+
+    title = "Signature invalid"
+
+
 # -- the server's own state -------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from pymager.domain import (
     StoredFile,
     Upload,
 )
+from pymager.signing import SignedPath
 
 
 class IOriginalRepository(Interface):
@@ -287,8 +288,10 @@ class IImageService(Interface):
     def delete_original(image_id: str) -> None:
         """Delete an original and everything derived from it."""
 
-    def derived_file(segment: str) -> StoredFile:
-        """Return the ``StoredFile`` for a derived URL segment, generating it on first request."""
+    def derived_file(segment: str, signed: SignedPath | None = None) -> StoredFile:
+        """Return the ``StoredFile`` for a derived URL segment, generating it on first request. With
+        url keys configured, a stored one is served to anyone, and generating one needs ``signed``
+        (the request's path and ``s`` parameters) to carry a valid signature."""
 
     def health() -> dict[str, str]:
         """Return a dict of component → ``"ok"``; raise ``ServiceUnavailable`` when one is unusable."""

@@ -58,6 +58,7 @@ from pymager.interfaces import (
     IStagedFile,
 )
 from pymager.owners import new_owner
+from pymager.signing import SignedPath, UrlSigner
 from pymager.singleflight import FlightTimeout, SingleFlight
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class ImageService:
         self._slots = threading.BoundedSemaphore(settings.max_concurrent_generations)
         self._clock = clock
         self._flights: SingleFlight[bool] = SingleFlight()
+        self._signer = UrlSigner(settings.url_keys) if settings.url_keys else None
 
     # -- originals -------------------------------------------------------------------------------
 
@@ -163,14 +165,19 @@ class ImageService:
 
     # -- derived ---------------------------------------------------------------------------------
 
-    def derived_file(self, segment: str) -> StoredFile:
+    def derived_file(self, segment: str, signed: SignedPath | None = None) -> StoredFile:
         spec = DerivedSpec.parse(segment)
-        if not self._sizes.allows(spec.size, spec.mode):
-            raise SizeNotAllowed(f"size {spec.size}{spec.mode.suffix} is not allowed on this server")
+        if self._signer is None:
+            self._check_size(spec)
         stored = self._blobs.open_derived(spec)
         if stored is not None:  # the hot path: no registry, no lock
             self._metrics.derived_served("disk")
             return stored
+        if self._signer is not None:
+            # Signing guards generation, not reading: a stored file is public (the front server sends
+            # it unasked), so only a miss is checked, and before its size or its original are looked at.
+            self._signer.verify(signed)
+            self._check_size(spec)
         try:
             generated, shared = self._flights.run(
                 spec.key, lambda: self._produce(spec), self._settings.wait_timeout
@@ -186,6 +193,10 @@ class ImageService:
             raise ImageNotFound(spec.image_id)
         self._metrics.derived_served("generated" if generated_here else "disk")
         return stored
+
+    def _check_size(self, spec: DerivedSpec) -> None:
+        if not self._sizes.allows(spec.size, spec.mode):
+            raise SizeNotAllowed(f"size {spec.size}{spec.mode.suffix} is not allowed on this server")
 
     def _produce(self, spec: DerivedSpec) -> bool:
         """Make sure the derived image is published: generate it under its cross-process lock, or

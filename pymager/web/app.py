@@ -12,6 +12,7 @@ resource's method. What remains per request is CherryPy's core: headers, dispatc
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -24,6 +25,8 @@ from pymager.web.auth import WriteGuard, announce
 from pymager.web.bodies import ClientTimedOut, body_limit, discard_unread, oversized
 from pymager.web.errors import error_page, handle_exception, problem_for
 from pymager.web.resources import DerivedResource, HealthResource, MetricsResource, OriginalResource
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[..., object]
 
@@ -130,12 +133,16 @@ class Request(cherrypy._cprequest.Request):  # type: ignore[misc]
     def process_query_string(self) -> None:
         """Not parsed: pymager takes no query parameters (ids come from the path alone), so a query
         string is ignored on every route. CherryPy's parsing answered a query string that is not
-        UTF-8 with a 404, even for an image that exists."""
+        UTF-8 with a 404, even for an image that exists. (The one exception, a derived URL's signature,
+        is read raw by ``DerivedResource`` when url keys are set.)"""
 
 
 def make_app(service: IImageService, metrics: IMetrics, settings: Settings) -> cherrypy.Application:
     """The CherryPy application serving pymager's HTTP API."""
     announce(settings.api_keys)
+    if settings.url_keys:
+        ids = ", ".join(key.key_id for key in settings.url_keys)
+        log.info("derived images are generated only for signed URLs (url keys %s; the first signs)", ids)
     resources: dict[str, object] = {
         "original": OriginalResource(service, metrics, settings),
         "derived": DerivedResource(service, settings),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import urllib.parse
 from collections.abc import Iterable
 from typing import Any, BinaryIO
 
@@ -13,6 +14,7 @@ from pymager.config import Settings
 from pymager.domain import Original, Upload
 from pymager.errors import BadUpload, LengthRequired, NoSuchResource, UploadTooLarge
 from pymager.interfaces import IImageService, IMetrics
+from pymager.signing import SignedPath
 from pymager.web.bodies import ClientTimedOut, drain
 from pymager.web.http import serve
 
@@ -139,16 +141,36 @@ class OriginalResource:
         self._metrics.upload_finished(int(status) if status.isdigit() else 408)  # None: the client stalled
 
 
+def signed_path() -> SignedPath:
+    """The current request's path exactly as sent, and its ``s`` parameters, for signature checks.
+
+    Taken from ``REQUEST_URI``, the request-target of the request line as received, which cheroot and
+    mod_wsgi both pass: CherryPy's ``path_info`` is percent-decoded, and a client signs what it sends.
+    """
+    environ: dict[str, str] = cherrypy.serving.request.wsgi_environ
+    mount = environ.get("SCRIPT_NAME", "")
+    target = environ.get("REQUEST_URI")
+    if target is None:  # a WSGI server without it: the decoded path encoded again, as clients do
+        target = (
+            urllib.parse.quote(mount + environ.get("PATH_INFO", "")) + "?" + environ.get("QUERY_STRING", "")
+        )
+    return SignedPath.from_target(target, mount)
+
+
 class DerivedResource:
     """``/derived/<id>-<W>x<H>.<ext>``: a derived image, made on its first request. On a hit the
-    service opens the stored file without touching the registry; see ``pymager.web.http.serve``."""
+    service opens the stored file without touching the registry; see ``pymager.web.http.serve``.
+    Only with url keys configured does it read the query string (its signature)."""
 
     def __init__(self, service: IImageService, settings: Settings) -> None:
         self._service = service
         self._cache_control = settings.cache_control_derived
+        self._signed = bool(settings.url_keys)
 
     def GET(self, *path: str) -> Iterable[bytes] | bytes:  # noqa: N802
-        return serve(self._service.derived_file(only_segment(path)), self._cache_control)
+        segment = only_segment(path)
+        signed = signed_path() if self._signed else None
+        return serve(self._service.derived_file(segment, signed), self._cache_control)
 
 
 class HealthResource:

@@ -175,6 +175,21 @@ def test_derive_takes_pixels_as_srgb_when_the_profile_does_not_fit(profile: byte
     assert derive(tagged, size).tobytes() == derive(untagged, size).tobytes()
 
 
+@pytest.mark.parametrize(
+    "profile",
+    [
+        pytest.param(images.srgb_profile(), id="littlecms-srgb"),
+        pytest.param(images.rgb_profile(images.SRGB), id="srgb-v2"),
+    ],
+)
+def test_an_srgb_profile_leaves_the_pixels_as_they_are(profile: bytes) -> None:
+    values = [(200, 90, 60), (60, 120, 170), (3, 250, 128)]
+    tagged = images.encode(patches("RGB", values), "PNG", icc_profile=profile)
+    untagged = images.encode(patches("RGB", values), "PNG")
+    size = Size(PATCH * len(values) // 2, PATCH // 2)
+    assert derive(tagged, size).tobytes() == derive(untagged, size).tobytes()
+
+
 def test_derive_builds_each_transform_once(monkeypatch: pytest.MonkeyPatch) -> None:
     cache = colour.TransformCache(colour.TRANSFORM_CACHE_SIZE)
     monkeypatch.setattr(colour, "TRANSFORMS", cache)
@@ -187,7 +202,7 @@ def test_derive_builds_each_transform_once(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_the_transform_cache_is_bounded() -> None:
     cache = colour.TransformCache(2)
-    profiles = [images.rgb_profile({**images.SRGB, "name": f"sRGB {index}"}) for index in range(3)]
+    profiles = [images.rgb_profile({**images.DISPLAY_P3, "name": f"P3 {index}"}) for index in range(3)]
     keys = [colour.Profile(hashlib.sha256(data).digest(), data) for data in profiles]
     for key in [*keys, keys[2], keys[1]]:
         assert cache.get(key, "RGB") is not None

@@ -15,8 +15,9 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import cast
 
-from PIL import Image, ImageCms
+from PIL import Image, ImageChops, ImageCms
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +115,31 @@ def _build(data: bytes, mode: str) -> ImageCms.ImageCmsTransform | None:
         if source.profile.xcolor_space != colour_space:
             log.debug("ignoring a %r profile on %s pixels", source.profile.xcolor_space, mode)
             return None
-        return ImageCms.ImageCmsTransform(source, _SRGB, in_mode, out_mode, intent=INTENT, flags=FLAGS)
+        transform = ImageCms.ImageCmsTransform(source, _SRGB, in_mode, out_mode, intent=INTENT, flags=FLAGS)
     except (OSError, ValueError, TypeError, ImageCms.PyCMSError):
         log.info("ignoring an unusable ICC profile", exc_info=True)
         return None
+    if colour_space == "RGB " and _is_srgb(transform, in_mode):
+        return None  # most tagged photos: their pixels are sRGB already, and stay exactly as they are
+    return transform
+
+
+def _is_srgb(transform: ImageCms.ImageCmsTransform, mode: str) -> bool:
+    """Whether ``transform`` leaves every colour of a grid through RGB within one level of itself (as
+    it does from any of the sRGB profiles cameras and editors embed)."""
+    probe = _PROBE if mode == "RGB" else _PROBE.convert(mode)
+    extrema = ImageChops.difference(transform.apply(probe).convert("RGB"), _PROBE).getextrema()
+    return all(high <= 1 for _, high in cast(tuple[tuple[int, int], ...], extrema))
+
+
+def _probe() -> Image.Image:
+    levels = [*range(0, 256, 8), 255]
+    image = Image.new("RGB", (len(levels), len(levels) ** 2))
+    image.putdata([(red, green, blue) for blue in levels for green in levels for red in levels])
+    return image
+
+
+_PROBE = _probe()
 
 
 TRANSFORMS = TransformCache(TRANSFORM_CACHE_SIZE)
