@@ -513,8 +513,13 @@ CMYK_PROFILE_PATH = "/usr/share/color/icc/ghostscript/default_cmyk.icc"
 def cmyk_profile() -> bytes:
     """A real CMYK press profile with lookup tables: Ghostscript's SWOP profile (Debian package
     ``libgs-common``)."""
-    with open(CMYK_PROFILE_PATH, "rb") as file:
-        return file.read()
+    try:
+        with open(CMYK_PROFILE_PATH, "rb") as file:
+            return file.read()
+    except FileNotFoundError:
+        raise RuntimeError(
+            f"{CMYK_PROFILE_PATH} is missing: install the Debian package libgs-common"
+        ) from None
 
 
 def _profile(colour_space: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
