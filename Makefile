@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 APACHE_STAMP := $(VENV)/.apache
 BENCH_STAMP := $(VENV)/.bench
 
-.PHONY: install apache bench bench-quick serve migrate check repair test lint format clean
+.PHONY: install apache test-debs bench bench-quick serve migrate check repair test lint format clean
 
 $(STAMP): setup.py pyproject.toml
 	@# Debian/Ubuntu ship venv and ensurepip separately from python3.
@@ -32,6 +32,13 @@ $(APACHE_STAMP): $(STAMP)
 	touch $@ || echo 'make: Apache + mod_wsgi could not be installed; the apache tests will skip' >&2
 
 apache: $(APACHE_STAMP)
+
+# Debian packages only the tests use: Ghostscript's ICC profiles (a press CMYK profile for the colour
+# tests, /usr/share/color/icc/ghostscript/default_cmyk.icc). Installed when missing, every time.
+TEST_DEBS := libgs-common
+test-debs:
+	@dpkg -s $(TEST_DEBS) >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEBS); }
 
 # The benchmark suite (benchmarks/): wrk from Debian when missing, matplotlib from the `bench` extra.
 # Apache is compared too when `make apache` could install it. `bench-quick` runs every scenario briefly.
@@ -71,7 +78,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP) $(APACHE_STAMP)
+test: $(STAMP) $(APACHE_STAMP) test-debs
 	$(MAKE) lint
 	$(BIN)/pytest
 
