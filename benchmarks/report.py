@@ -65,7 +65,12 @@ TARGETS = (
     Target("pad_200_over_fill", "24 MP → 200x200 pad / fill, in-process pipeline (medians)", 1.1, True),
     Target("fit_1024_over_fill", "24 MP → 1024x768 fit / fill, in-process pipeline (medians)", 1.1, True),
     Target("pad_1024_over_fill", "24 MP → 1024x768 pad / fill, in-process pipeline (medians)", 1.1, True),
-    Target("adobe_rgb_over_untagged", "24 MP → 200x200, Adobe RGB source / untagged (medians)", 1.1, True),
+    Target(
+        "adobe_rgb_200_over_untagged", "24 MP → 200x200, Adobe RGB / untagged source (medians)", 1.1, True
+    ),
+    Target(
+        "adobe_rgb_1024_over_untagged", "24 MP → 1024x768, Adobe RGB / untagged (medians)", 1.1, True
+    ),
     Target("upload_check_focus_over_without", "24 MP upload check, focus detection on / off", 1.05, True),
 )
 
@@ -111,8 +116,9 @@ def _pipeline_ratios(pipeline: dict[str, Any]) -> dict[str, float | None]:
         modes = pipeline[f"modes_{label}_ms"]
         for mode in ("fit", "pad"):
             ratios[f"{mode}_{label}_over_fill"] = _ratio(modes[mode], modes["fill"])
-    colour, check = pipeline["colour_200_ms"], pipeline["upload_check_ms"]
-    ratios["adobe_rgb_over_untagged"] = _ratio(colour["adobe_rgb"], colour["untagged"])
+        colour = pipeline[f"colour_{label}_ms"]
+        ratios[f"adobe_rgb_{label}_over_untagged"] = _ratio(colour["adobe_rgb"], colour["untagged"])
+    check = pipeline["upload_check_ms"]
     ratios["upload_check_focus_over_without"] = _ratio(check["with_focus"], check["without_focus"])
     return ratios
 
