@@ -112,3 +112,9 @@ def test_purge_derived_removes_derived_images_made_again_on_request(server: Serv
     assert not list((server.data_directory / "derived" / image_id).glob("*.*"))
     fetch(server, f"{image_id}-10x10.jpg")  # made again
     assert server.rows(image_id) == (1, 1)
+
+
+def test_a_failed_upload_with_a_focus_leaves_nothing(server: Server, image_id: str) -> None:
+    response = upload(server, image_id, b"not an image at all", form={"focus": "0.25,0.4"})
+    assert_problem(response, 400, problem="unsupported-image")
+    assert server.leaves_nothing(image_id)
