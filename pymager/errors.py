@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class PymagerError(Exception):
     """Base of every failure pymager reports to a client."""
@@ -203,3 +205,40 @@ class ServiceUnavailable(PymagerError):
     def __init__(self, detail: str, retry_after: int = 5) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+# Space and failing disks come back by an operator's hand, not within seconds: clients that retry
+# every few seconds would only add load.
+STORAGE_FULL_RETRY_AFTER = 60
+STORAGE_FAILED_RETRY_AFTER = 30
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class StorageFull(PymagerError):
+    """No room to store what a request needs: the disk or a quota is full, or storing it would leave
+    less than ``min_free_bytes`` free. Nothing was stored; the client may retry once space is freed."""
+
+    title = "Insufficient storage"
+
+    def __init__(self, detail: str, retry_after: int = STORAGE_FULL_RETRY_AFTER) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class StorageFailed(ServiceUnavailable):
+    """The data directory failed (an I/O error, a read-only filesystem, …): nothing was stored."""
+
+    title = "Storage failed"
+
+    def __init__(self, detail: str, retry_after: int = STORAGE_FAILED_RETRY_AFTER) -> None:
+        super().__init__(detail, retry_after)
+
+
+def storage_failure(error: OSError, doing: str) -> StorageFull | StorageFailed:
+    """The failure an ``OSError`` of the storage is, while ``doing`` (``"storing the original"``): no
+    space or over a quota is ``StorageFull``, anything else ``StorageFailed``. The one place that reads
+    an errno; the detail names no path (clients read it)."""
+    reason = error.strerror or type(error).__name__
+    if error.errno in _NO_SPACE:
+        return StorageFull(f"no room while {doing}: {reason}; retry once space is freed")
+    return StorageFailed(f"the storage failed while {doing}: {reason}")

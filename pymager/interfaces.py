@@ -108,7 +108,9 @@ class IRegistry(Interface):
 
 
 class IStagedFile(Interface):
-    """A picture being written out of sight, then published under its final name at once, or discarded."""
+    """A picture being written out of sight, then published under its final name at once, or discarded.
+    Its storage failing (in any method, and in writes to ``file``) is ``StorageFull`` or
+    ``StorageFailed``, as in ``IBlobStore``."""
 
     file = Attribute("binary file object open for writing")
 
@@ -121,7 +123,8 @@ class IStagedFile(Interface):
 
     def publish() -> None:
         """Make what was written visible under its final name at once (replacing what was there) and
-        durable before returning. Raise ``RuntimeError`` if already published or discarded."""
+        durable before returning; on a storage failure, publish nothing. Raise ``RuntimeError`` if
+        already published or discarded."""
 
     def discard() -> None:
         """Close and remove what was written. Safe to call after ``publish`` (then a no-op)."""
@@ -132,13 +135,17 @@ class IRetiredFiles(Interface):
     removed."""
 
     def remove() -> None:
-        """Remove them for good. Safe to call twice."""
+        """Remove them for good (raising ``StorageFull`` or ``StorageFailed`` when the store fails,
+        which leaves what it could not remove for a later call or the repair). Safe to call twice."""
 
 
 class IBlobStore(Interface):
     """The stored pictures, as the service asks for them: originals by id, derived images by spec. Where
     and how they are kept is the adapter's business (the filesystem adapter keeps the layout that a
-    front server computes from a URL)."""
+    front server computes from a URL).
+
+    A full store (no space, over a quota) raises ``StorageFull`` and a failing one (an I/O error, a
+    read-only filesystem) ``StorageFailed``, never the adapter's own errors, from every method."""
 
     def open_original(image_id: ImageId, image_format: ImageFormat) -> StoredFile | None:
         """Open the published original ``image_id`` for reading and describe it as ``image_format``
@@ -171,7 +178,10 @@ class IBlobStore(Interface):
         error."""
 
     def check() -> None:
-        """Raise ``ServiceUnavailable`` unless the store is usable for writing."""
+        """Raise ``StorageFailed`` unless the store is usable for writing."""
+
+    def free_bytes() -> int:
+        """The bytes new files may still take in the store now (what an unprivileged writer may use)."""
 
 
 class Leftover(NamedTuple):
@@ -276,11 +286,15 @@ class IImageService(Interface):
     """What the web layer may ask of pymager. Arguments are raw strings from the request; the service
     validates them."""
 
-    def save_original(image_id: str, open_upload: Callable[[], Upload]) -> Original:
+    def save_original(
+        image_id: str, open_upload: Callable[[], Upload], declared_bytes: int | None = None
+    ) -> Original:
         """Store an upload as original ``image_id``; return the ``Original``. ``open_upload`` returns
         the ``Upload`` (raising ``BadUpload`` for a malformed request); it is called only once the id
-        is known to be valid and free, so a rejected upload is never read. The upload's ``focus``
-        (``<x>,<y>``) is the focal point; without one it is detected (or the centre)."""
+        is known to be valid and free and the ``declared_bytes`` of the request (its
+        ``Content-Length``, if it has one) would leave ``min_free_bytes`` free (else ``StorageFull``),
+        so a rejected upload is never read. The upload's ``focus`` (``<x>,<y>``) is the focal point;
+        without one it is detected (or the centre)."""
 
     def original_file(image_id: str) -> StoredFile:
         """Return the ``StoredFile`` of an original."""
@@ -294,7 +308,9 @@ class IImageService(Interface):
         (the request's path and ``s`` parameters) to carry a valid signature."""
 
     def health() -> dict[str, str]:
-        """Return a dict of component → ``"ok"``; raise ``ServiceUnavailable`` when one is unusable."""
+        """Return a dict of component → ``"ok"`` (``"storage"`` is ``"full"`` below ``min_free_bytes``:
+        uploads are refused, but the server still serves); raise ``ServiceUnavailable`` when one is
+        unusable."""
 
 
 __all__ = [

@@ -13,28 +13,38 @@ Temporary names carry their creator, so the consistency check can sweep those of
 A staged file is written to a temporary file in the target's directory, fsynced, renamed over the
 final path with ``os.replace`` and the directory fsynced, so a reader sees the old file, the new file or
 none, never part of one.
+
+Every ``OSError`` of the data directory leaves this module as ``StorageFull`` (no space, over a quota) or
+``StorageFailed`` (an I/O error, a read-only filesystem …): the service and the web layer never see an
+errno. A failed write, publish or removal leaves no temporary file and no half-published file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from zope.interface import implementer
 
 from pymager.domain import DerivedSpec, ImageFormat, ImageId, StoredFile
-from pymager.errors import InvalidImageId, PymagerError, ServiceUnavailable
+from pymager.errors import InvalidImageId, PymagerError, ServiceUnavailable, StorageFailed, storage_failure
 from pymager.interfaces import IBlobInventory, IBlobStore, IRetiredFiles, IStagedFile, Leftover
 from pymager.owners import file_tag, owner_of_tag
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 log = logging.getLogger(__name__)
 
@@ -51,27 +61,93 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def _storage(doing: str) -> Iterator[None]:
+    """Raise an ``OSError`` of the data directory as the failure it is (``storage_failure``)."""
+    try:
+        yield
+    except OSError as exc:
+        raise storage_failure(exc, doing) from exc
+
+
+class _StoreFile(io.RawIOBase):
+    """A file descriptor of the data directory whose failures are storage failures, so that whatever
+    reads or writes it (the service's copy, Pillow's encoders and decoders) never handles an ``OSError``
+    (Pillow would call a read error corrupt data). It has no ``fileno``: given one, Pillow's encoders
+    write to the descriptor themselves and report a failure without its errno."""
+
+    def __init__(self, fd: int, doing: str, writable: bool = False) -> None:
+        super().__init__()
+        self._fd = fd
+        self._doing = doing
+        self._writable = writable
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return self._writable
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        with _storage(self._doing):
+            return os.readv(self._fd, [buffer])
+
+    def write(self, data: ReadableBuffer) -> int:
+        with _storage(self._doing):
+            return os.write(self._fd, data)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        with _storage(self._doing):
+            return os.lseek(self._fd, offset, whence)
+
+    def tell(self) -> int:
+        return self.seek(0, os.SEEK_CUR)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            with _storage(self._doing):
+                os.close(self._fd)
+        finally:
+            super().close()
+
+
 @implementer(IStagedFile)
 class StagedFile:
-    """A temporary file beside ``final_path``; ``publish`` moves it into place atomically."""
+    """A temporary file beside ``final_path``; ``publish`` moves it into place atomically. ``doing``
+    (``"storing the original"``) says in a failure's detail what failed."""
 
-    def __init__(self, final_path: Path) -> None:
-        final_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX + file_tag(), dir=final_path.parent)
-        os.fchmod(fd, _FILE_MODE)
-        self.file: BinaryIO = os.fdopen(fd, "w+b")
+    def __init__(self, final_path: Path, doing: str = "writing to the data directory") -> None:
+        self._doing = doing
+        with _storage(doing):
+            final_path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp_path = tempfile.mkstemp(prefix=TEMP_PREFIX + file_tag(), dir=final_path.parent)
+            try:
+                os.fchmod(fd, _FILE_MODE)
+            except OSError:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(temp_path)
+                raise
+        self._fd = fd
+        self.file: BinaryIO = io.BufferedRandom(_StoreFile(fd, doing, writable=True))
         self.path = temp_path
         self._final_path = final_path
         self._done = False
 
     def open_for_reading(self) -> BinaryIO:
         self.file.flush()
-        return open(self.path, "rb")
+        with _storage(self._doing):
+            return open(self.path, "rb")
 
     def digest(self) -> tuple[int, str]:
         sha256 = hashlib.sha256()
         size = 0
-        with self.open_for_reading() as reader:
+        with self.open_for_reading() as reader, _storage(self._doing):
             for chunk in iter(lambda: reader.read(1 << 20), b""):
                 sha256.update(chunk)
                 size += len(chunk)
@@ -80,20 +156,30 @@ class StagedFile:
     def publish(self) -> None:
         if self._done:
             raise RuntimeError(f"{self.path} was already published or discarded")
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.path, self._final_path)
+        with _storage(self._doing):
+            self.file.flush()
+            os.fsync(self._fd)
+            self.file.close()
+            os.replace(self.path, self._final_path)
         self._done = True
-        _fsync_directory(self._final_path.parent)
+        try:
+            with _storage(self._doing):
+                _fsync_directory(self._final_path.parent)
+        except StorageFailed:
+            # In place but perhaps not durable, and the caller's transaction will not record it: taken
+            # back, so that no file is published without its row.
+            with contextlib.suppress(OSError):
+                os.unlink(self._final_path)
+            raise
 
     def discard(self) -> None:
         if self._done:
             return
         self._done = True
-        self.file.close()
-        with contextlib.suppress(FileNotFoundError):  # a concurrent delete removed its directory
-            os.unlink(self.path)
+        with contextlib.suppress(PymagerError):  # what is still buffered is not wanted anyway
+            self.file.close()
+        with _storage(self._doing), contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)  # gone already if a concurrent delete removed its directory
 
 
 @implementer(IRetiredFiles)
@@ -104,7 +190,18 @@ class RetiredDirectory:
         self.path = path
 
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        failures: list[OSError] = []
+
+        def failed(error: BaseException) -> None:
+            if isinstance(error, OSError) and not isinstance(error, FileNotFoundError):
+                failures.append(error)  # a file removed meanwhile is as good as removed here
+
+        if sys.version_info >= (3, 12):
+            shutil.rmtree(self.path, onexc=lambda _function, _path, error: failed(error))
+        else:
+            shutil.rmtree(self.path, onerror=lambda _function, _path, info: failed(info[1]))
+        if failures:
+            raise storage_failure(failures[0], "deleting the image")
 
 
 @implementer(IBlobStore)
@@ -137,7 +234,7 @@ class FileBlobStore:
         return f"{self._derived_root}/{ImageId(spec.image_id)}/{spec.name}"
 
     def open_original(self, image_id: ImageId, image_format: ImageFormat) -> StoredFile | None:
-        return _open(self.original_path(image_id), image_format.mime_type)
+        return _open(self.original_path(image_id), image_format.mime_type, "reading the original")
 
     def open_derived(self, spec: DerivedSpec) -> StoredFile | None:
         return _open(self.derived_path(spec), spec.format.mime_type)
@@ -149,10 +246,10 @@ class FileBlobStore:
         return os.path.isfile(self.derived_path(spec))
 
     def stage_original(self, image_id: ImageId) -> StagedFile:
-        return StagedFile(Path(self.original_path(image_id)))
+        return StagedFile(Path(self.original_path(image_id)), "storing the original")
 
     def stage_derived(self, spec: DerivedSpec) -> StagedFile:
-        return StagedFile(Path(self.derived_path(spec)))
+        return StagedFile(Path(self.derived_path(spec)), "storing the derived image")
 
     def retire_derived(self, image_id: ImageId) -> RetiredDirectory | None:
         # One rename: every derived file of the id disappears at once for readers and a front server,
@@ -162,19 +259,29 @@ class FileBlobStore:
             os.replace(self.derived_directory(image_id), trash)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise storage_failure(exc, "deleting the image") from exc
         return RetiredDirectory(str(trash))
 
     def delete_image(self, image_id: ImageId) -> None:
         retired = self.retire_derived(image_id)
         if retired is not None:
             retired.remove()
-        with contextlib.suppress(FileNotFoundError):
+        with _storage("deleting the image"), contextlib.suppress(FileNotFoundError):
             os.unlink(self.original_path(image_id))
 
     def check(self) -> None:
+        # A read-only data directory (ext4 remounts itself so after I/O errors) serves hits but stores
+        # nothing: unusable, so that a load balancer moves writes and misses elsewhere.
         for directory in (self.originals, self.derived):
             if not (directory.is_dir() and os.access(directory, os.W_OK | os.X_OK)):
-                raise ServiceUnavailable(f"the data directory {directory} is missing or not writable")
+                raise StorageFailed(f"the data directory {directory} is missing or not writable")
+
+    def free_bytes(self) -> int:
+        # statvfs costs about 3 µs (ext4, tmpfs): read afresh each time, never cached.
+        with _storage("measuring free space"):
+            st = os.statvfs(self.root)
+        return st.f_bavail * st.f_frsize
 
     def derived_directory(self, image_id: ImageId) -> Path:
         """The directory of every derived file of ``image_id``."""
@@ -256,13 +363,24 @@ class FileInventory:
                 target.rmdir()
 
 
-def _open(path: str, content_type: str) -> StoredFile | None:
-    """Open ``path`` for serving and describe it; ``None`` if there is no file there."""
+def _open(path: str, content_type: str, decoded: str = "") -> StoredFile | None:
+    """Open ``path`` for serving and describe it; ``None`` if there is no file there. An original, which
+    a generation also decodes, is read through a ``_StoreFile`` (``decoded`` says what reads it); a
+    derived image, served on every hit, through a plain file."""
+    doing = decoded or "reading a derived image"
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - the caller closes it after serving
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    st = os.fstat(handle.fileno())
+    except OSError as exc:
+        raise storage_failure(exc, doing) from exc
+    # The caller closes it after serving.
+    handle: BinaryIO = io.BufferedReader(_StoreFile(fd, decoded)) if decoded else open(fd, "rb")  # noqa: SIM115
+    try:
+        st = os.fstat(fd)
+    except OSError as exc:
+        handle.close()
+        raise storage_failure(exc, doing) from exc
     return StoredFile(
         file=handle,
         content_type=content_type,

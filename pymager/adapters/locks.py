@@ -22,6 +22,7 @@ from pathlib import Path
 from zope.interface import implementer
 
 from pymager.domain import DerivedSpec
+from pymager.errors import storage_failure
 from pymager.interfaces import IGenerationLocks, IHeldLock
 
 BUCKETS = 4096
@@ -70,8 +71,11 @@ class FileLocks:
         return released.wait(timeout)
 
     def _open(self, spec: DerivedSpec) -> int:
-        self._directory.mkdir(exist_ok=True)
-        return os.open(self._directory / bucket_name(spec), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self._directory.mkdir(exist_ok=True)
+            return os.open(self._directory / bucket_name(spec), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:  # the data directory full or failing (read-only): a storage failure
+            raise storage_failure(exc, "locking the derived image") from exc
 
 
 def bucket_name(spec: DerivedSpec) -> str:

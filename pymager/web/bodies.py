@@ -52,6 +52,11 @@ def oversized(content_length: str | None, limit: int) -> UploadTooLarge | None:
     return UploadTooLarge(f"the request body ({int(content_length)} bytes) exceeds max_upload_bytes")
 
 
+def declared_length(content_length: str | None) -> int | None:
+    """The body length a ``Content-Length`` declares; ``None`` without one (chunked) or unparsable."""
+    return int(content_length) if content_length is not None and content_length.isdigit() else None
+
+
 def discard_unread(request: cherrypy._cprequest.Request, limit: int) -> None:
     """Once the CherryPy resource has answered: read and drop the unread body in blocks, up to the body
     limit. Called by the request itself, not as a hook: CherryPy logs a traceback for any error a hook

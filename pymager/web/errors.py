@@ -38,6 +38,8 @@ from pymager.errors import (
     SignatureMalformed,
     SignatureRequired,
     SizeNotAllowed,
+    StorageFailed,
+    StorageFull,
     Unauthorized,
     UnknownFormat,
     UnsupportedImage,
@@ -77,6 +79,8 @@ STATUS_BY_ERROR: dict[type[PymagerError], int] = {
     RangeNotSatisfiable: 416,
     InternalError: 500,
     ServiceUnavailable: 503,
+    StorageFailed: 503,
+    StorageFull: 507,
 }
 
 
@@ -103,7 +107,7 @@ def error_problem(error: PymagerError, method: str, path: str) -> tuple[int, lis
     unavailable: that is the operator's concern, not the client's)."""
     headers: list[tuple[str, str]] = []
     extension: dict[str, Any] = {}
-    if isinstance(error, ServiceUnavailable):
+    if isinstance(error, ServiceUnavailable | StorageFull):
         log.warning("%s %s: %s", method, path, error.detail)
         headers.append(("Retry-After", str(error.retry_after)))
     elif isinstance(error, Unauthorized):

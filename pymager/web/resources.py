@@ -12,10 +12,10 @@ import cherrypy
 
 from pymager.config import Settings
 from pymager.domain import Original, Upload
-from pymager.errors import BadUpload, LengthRequired, NoSuchResource, UploadTooLarge
+from pymager.errors import BadUpload, LengthRequired, NoSuchResource, UploadTooLarge, storage_failure
 from pymager.interfaces import IImageService, IMetrics
 from pymager.signing import SignedPath
-from pymager.web.bodies import ClientTimedOut, drain
+from pymager.web.bodies import ClientTimedOut, declared_length, drain
 from pymager.web.http import serve
 
 
@@ -57,6 +57,12 @@ def read_upload() -> Upload:
         raise ClientTimedOut() from None  # a stalled upload: the server closes the connection
     except (ValueError, LookupError, EOFError, OverflowError) as exc:  # LookupError: unknown charset
         raise BadUpload(f"malformed multipart body: {exc}") from None
+    except OSError as exc:
+        # CherryPy spools the part to a temporary file: that disk full or failing is the server's
+        # storage; a broken connection (errno-less under mod_wsgi) is the client's, and leaves as it is.
+        if isinstance(exc, ConnectionError) or exc.errno is None:
+            raise
+        raise storage_failure(exc, "receiving the upload") from None
     return Upload(_file_field(request.body.params.get("file")), _text_field(request.body.params, "focus"))
 
 
@@ -122,8 +128,10 @@ class OriginalResource:
 
     def POST(self, *path: str) -> bytes:  # noqa: N802
         image_id = only_segment(path)
-        cherrypy.serving.request.hooks.attach("on_end_request", self._count_upload)
-        original = self._service.save_original(image_id, read_upload)
+        request = cherrypy.serving.request
+        request.hooks.attach("on_end_request", self._count_upload)
+        declared = declared_length(request.headers.get("Content-Length"))
+        original = self._service.save_original(image_id, read_upload, declared)
         cherrypy.serving.response.headers["Location"] = f"/original/{original.image_id}"
         return _json(201, _original_json(original))
 

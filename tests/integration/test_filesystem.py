@@ -16,7 +16,7 @@ from zope.interface.verify import verifyObject
 from pymager import owners
 from pymager.adapters.filesystem import FileBlobStore, FileInventory, StagedFile
 from pymager.domain import DerivedSpec, ImageFormat, ImageId, Size
-from pymager.errors import InvalidImageId, ServiceUnavailable
+from pymager.errors import InvalidImageId, ServiceUnavailable, StorageFailed
 from pymager.interfaces import IBlobInventory, IBlobStore, IRetiredFiles, IStagedFile, Leftover
 
 
@@ -461,7 +461,7 @@ def test_staged_derived_file_cannot_publish_after_delete_image(
     staged.file.write(b"half written")
     store.delete_image(ImageId("cat"))
 
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(StorageFailed, match="No such file or directory"):
         staged.publish()
     staged.discard()
 

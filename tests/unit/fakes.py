@@ -248,6 +248,7 @@ class FakeBlobStore:
         self.temporary: dict[str, FakeStagedFile] = {}
         self.retired: dict[str, dict[str, bytes]] = {}  # retired but not yet removed, by name
         self.writable = True
+        self.capacity = 1 << 40  # free_bytes is what stored and staged files leave of it
         self.mtime = datetime(2026, 1, 1, tzinfo=UTC)  # every file's modification time, as listed
         # ``digest_gate``, when set, holds every staged file's ``digest`` (the step after rendering)
         # until it is set; ``digesting`` lists the final names whose digest was asked, in order.
@@ -292,6 +293,10 @@ class FakeBlobStore:
     def check(self) -> None:
         if not self.writable:
             raise ServiceUnavailable("the data directory is not writable")
+
+    def free_bytes(self) -> int:
+        staged = sum(len(temporary.file.getvalue()) for temporary in self.temporary.values())  # type: ignore[attr-defined]
+        return self.capacity - staged - sum(map(len, self.files.values()))
 
     def _open(self, name: str, content_type: str) -> StoredFile | None:
         data = self.files.get(name)
