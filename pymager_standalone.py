@@ -30,6 +30,7 @@ from pymager.config import ConfigError, Settings, config_path, hash_api_key, loa
 from pymager.errors import InvalidImageId, ServiceUnavailable
 from pymager.signing import UrlSigner
 from pymager.web.app import make_app
+from pymager.web.deadlines import DeadlineServer
 
 log = logging.getLogger("pymager")
 
@@ -154,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     cherrypy.config.update(_server_config(settings))
+    # cheroot with request deadlines (header_timeout, min_body_rate): pymager/web/deadlines.py
+    cherrypy.server.httpserver = DeadlineServer(
+        cherrypy.server, settings.header_timeout, settings.min_body_rate
+    )
     cherrypy.tree.mount(make_app(components.service, components.metrics, settings))
     RegistryPlugin(cherrypy.engine, components.registry).subscribe()
     cherrypy.engine.signals.subscribe()

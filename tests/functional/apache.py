@@ -38,6 +38,7 @@ MODULES = (
     "auth_basic",
     "rewrite",
     "headers",
+    "reqtimeout",
 )
 
 
