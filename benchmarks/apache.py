@@ -79,7 +79,8 @@ def start(directory: Path, pymager_config: Path, hit_path: str, hit_file: Path) 
     with server_config.open("a", encoding="utf-8") as config:
         config.write(f'Listen 127.0.0.1:{static_port}\nInclude "{static_site}"\n')
     log = directory / "httpd.out"
-    process = harness.start_httpd(installation, server_config, {}, log)
+    # The daemons serve what reaches Python (/health in the slow-client scenario) from the same registry.
+    process = harness.start_httpd(installation, server_config, {"PYMAGER_CONFIG": str(pymager_config)}, log)
     servers = ApacheServers(
         process,
         f"http://127.0.0.1:{shipped_port}{hit_path}",

@@ -171,3 +171,129 @@ def upload(port: int, image_id: str, path: Path, timeout: float = 300.0) -> int:
         return response.status
     finally:
         connection.close()
+
+
+@dataclass(frozen=True)
+class Sample:
+    due: float  # seconds after sampling began
+    seconds: float  # from when it was due to its last byte
+
+
+@dataclass(frozen=True)
+class FloodResult:
+    seconds: float  # from the flood's start until every cold path was answered 200
+    cold_statuses: dict[int, int]  # status → responses, retries included
+    arrival_seconds: float  # what a hit asked right behind the flood's requests took
+    hits: list[Sample]  # the hits asked after it, while the flood ran
+    health: list[Sample]  # the /health requests asked after it, while the flood ran
+
+
+def _ask(port: int, path: str, timeout: float) -> http.client.HTTPConnection:
+    """Send one GET on a new connection; its answer is read by ``_answer``."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    connection.request("GET", path)
+    return connection
+
+
+def _answer(connection: http.client.HTTPConnection) -> tuple[int, str | None]:
+    """(status, Retry-After) of the GET sent on ``connection``, the whole body read; closes it."""
+    try:
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("Retry-After")
+    finally:
+        connection.close()
+
+
+def cold_flood(
+    port: int,
+    cold_paths: Sequence[str],
+    hit_path: str,
+    interval: float = 0.01,
+    health_every: int = 10,
+    clients: int = 64,
+    timeout: float = 300.0,
+) -> FloodResult:
+    """Every path of ``cold_paths`` asked at once, each by its own thread; a 503 is asked again after
+    its ``Retry-After``, as a well-behaved client would, until 200.
+
+    Once every one has been sent, one hit is asked behind them: it waits for the server to take in the
+    flood's arrival, like a request behind any burst of as many (``arrival_seconds``). From its answer
+    on, ``hit_path`` is asked every ``interval`` seconds (every ``health_every``-th time ``/health``
+    instead), each on a new connection, until the last cold path is answered: hits are due on a fixed
+    schedule and timed from when they were due, so a stalled server cannot hide its stall by delaying
+    the next hit. ``clients`` threads take turns, enough for every hit due during a stall of
+    ``clients × interval`` to be asked on time, as independent clients would."""
+    barrier = threading.Barrier(len(cold_paths) + 1)
+    sent = threading.Semaphore(0)
+    lock = threading.Lock()
+    statuses: dict[int, int] = {}
+    failures: list[BaseException] = []
+    deadline = time.monotonic() + timeout
+    flooding = threading.Event()
+    flooding.set()
+
+    def cold(path: str) -> None:
+        barrier.wait()
+        try:
+            connection = _ask(port, path, timeout)
+            sent.release()
+            while True:
+                status, retry_after = _answer(connection)
+                with lock:
+                    statuses[status] = statuses.get(status, 0) + 1
+                if status == 200:
+                    return
+                if status != 503 or time.monotonic() > deadline:
+                    raise RuntimeError(f"GET {path}: {status}")
+                time.sleep(float(retry_after or 1))  # what the server asked for
+                connection = _ask(port, path, timeout)
+        except BaseException as exc:  # reported after the join
+            failures.append(exc)
+            sent.release()
+
+    hits: list[Sample] = []
+    health: list[Sample] = []
+    schedule = iter(range(1 << 62))
+    sampling = 0.0
+
+    def sampler() -> None:
+        while flooding.is_set():
+            with lock:
+                number = next(schedule)
+            due = sampling + number * interval
+            time.sleep(max(0.0, due - time.perf_counter()))  # the schedule, not a wait for the server
+            path, times = (
+                ("/health", health) if number % health_every == health_every - 1 else (hit_path, hits)
+            )
+            status, _ = _answer(_ask(port, path, timeout))
+            with lock:
+                times.append(Sample(due - sampling, time.perf_counter() - due))
+            if status != 200:
+                failures.append(RuntimeError(f"GET {path} during the flood: {status}"))
+                return
+
+    threads = [threading.Thread(target=cold, args=(path,)) for path in cold_paths]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for _ in cold_paths:
+        sent.acquire()
+    status, _ = _answer(_ask(port, hit_path, timeout))
+    sampling = time.perf_counter()
+    arrival = sampling - started
+    if status != 200:
+        failures.append(RuntimeError(f"GET {hit_path} behind the flood: {status}"))
+    samplers = [threading.Thread(target=sampler) for _ in range(clients)]
+    for thread in samplers:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    flooding.clear()
+    for thread in samplers:
+        thread.join()
+    if failures:
+        raise RuntimeError(f"cold flood failed: {failures[0]!r}")
+    return FloodResult(elapsed, dict(sorted(statuses.items())), arrival, hits, health)

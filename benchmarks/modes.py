@@ -22,6 +22,9 @@ class Mode:
     burst_requests: int = 100
     burst_runs: int = 5  # bursts per size, each on a fresh cold key, and as many single cold requests
     rss_cold_requests: int = 8
+    flood_requests: int = 100  # distinct cold 24 MP keys asked at once while hits are timed
+    slow_connections: int = 200  # slowloris connections held open against the shipped Apache site
+    slow_requests: int = 20  # normal requests timed meanwhile
     pipeline_runs: int = 9  # interleaved rounds of each in-process pipeline comparison
     thread_pool: int = 16
 
@@ -52,5 +55,6 @@ QUICK = Mode(
     hit_seconds=2,
     hit_rounds=1,
     burst_runs=3,
+    flood_requests=40,
     pipeline_runs=3,
 )

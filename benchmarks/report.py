@@ -68,10 +68,26 @@ TARGETS = (
     Target(
         "adobe_rgb_200_over_untagged", "24 MP → 200x200, Adobe RGB / untagged source (medians)", 1.1, True
     ),
-    Target(
-        "adobe_rgb_1024_over_untagged", "24 MP → 1024x768, Adobe RGB / untagged (medians)", 1.1, True
-    ),
+    Target("adobe_rgb_1024_over_untagged", "24 MP → 1024x768, Adobe RGB / untagged (medians)", 1.1, True),
     Target("upload_check_focus_over_without", "24 MP upload check, focus detection on / off", 1.05, True),
+    Target(
+        "hit_p99_during_cold_flood_ms",
+        "hit p99 while 100 distinct cold 24 MP requests flood the standalone server (ms)",
+        50,
+        True,
+    ),
+    Target(
+        "cold_flood_arrival_stall_ms",
+        "one hit asked right behind those 100 cold requests' arrival (ms)",
+        1000,
+        True,
+    ),
+    Target(
+        "apache_request_with_200_slow_clients_ms",
+        "slowest normal request, shipped Apache site, 200 slowloris connections open (ms)",
+        1000,
+        True,
+    ),
 )
 
 
@@ -107,6 +123,9 @@ def ratios(figures: dict[str, Any]) -> dict[str, float | None]:
         "peak_rss_8_cold_mb": memory.get("peak_rss_8_cold_mb"),
         "upload_30mb_rss_growth_mb": memory.get("upload_rss_growth_mb"),
         **_pipeline_ratios(figures["pipeline"]),
+        "hit_p99_during_cold_flood_ms": figures["cold_flood"]["hits"]["p99_ms"],
+        "cold_flood_arrival_stall_ms": figures["cold_flood"]["arrival_stall_ms"],
+        "apache_request_with_200_slow_clients_ms": figures.get("apache_slow_clients", {}).get("slowest_ms"),
     }
 
 
@@ -224,9 +243,36 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(
                 f"| {key.removesuffix('_ms')} | " + ", ".join(f"{k} {v}" for k, v in row.items()) + " |"
             )
+    lines += ["", "## Cold flood and slow clients", "", *_flood_and_slow(figures)]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
+
+
+def _flood_and_slow(figures: dict[str, Any]) -> list[str]:
+    flood = figures["cold_flood"]
+    hits, health = flood["hits"], flood["health"]
+    statuses = ", ".join(f"{count} × {status}" for status, count in flood["cold_statuses"].items())
+    lines = [
+        f"- {flood['requests']} distinct cold 24 MP → ~200 requests at once, each 503 asked again after its "
+        f"Retry-After: all generated in {flood['seconds']} s ({flood['generations']:g} generations; "
+        f"answers {statuses}). A hit asked right behind the flood's arrival took "
+        f"{flood['arrival_stall_ms']} ms; after it, a hit every 10 ms, timed from when it was due: p50 "
+        f"{hits['p50_ms']} / p99 {hits['p99_ms']} / max {hits['max_ms']} ms ({hits['runs']} hits); /health "
+        f"p50 {health['p50_ms']} / p99 {health['p99_ms']} / max {health['max_ms']} ms.",
+    ]
+    slow = figures.get("apache_slow_clients")
+    if slow is not None:
+        beside, alone = slow["with_slow"], slow["without_slow"]
+        lines.append(
+            f"- Shipped Apache site with {slow['slow_connections']} slowloris connections open "
+            f"({slow['open_before']} open before, {slow['open_after']} after): {slow['requests']} normal "
+            f"requests, hit p50 {beside['hit']['p50_ms']} / max {beside['hit']['max_ms']} ms, "
+            f"/health (mod_wsgi) p50 {beside['health']['p50_ms']} / max {beside['health']['max_ms']} ms; "
+            f"without them just before: hit max {alone['hit']['max_ms']} ms, "
+            f"/health max {alone['health']['max_ms']} ms."
+        )
+    return lines
 
 
 def write(result: dict[str, Any], directory: Path, stem: str) -> list[Path]:

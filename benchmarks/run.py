@@ -46,6 +46,8 @@ def _measure(mode: Mode, work: Path, notes: list[str]) -> dict[str, Any]:
         )
         _log(f"burst of {mode.burst_requests} requests for one cold key")
         figures["burst"] = scenarios.burst(server, mode, MAIN_IMAGE.name)
+        _log(f"cache hits while {mode.flood_requests} distinct cold requests flood the server")
+        figures["cold_flood"] = scenarios.cold_flood(server, mode, MAIN_IMAGE.name)
         _log("cache hits with wrk")
         server.get(f"/derived/{MAIN_IMAGE.name}-200x200.jpg")
         hit_file = work / "pymager" / "data" / "derived" / MAIN_IMAGE.name / "200x200.jpg"
@@ -60,6 +62,10 @@ def _measure(mode: Mode, work: Path, notes: list[str]) -> dict[str, Any]:
             with started:
                 targets |= {"apache_pymager": started.shipped_url, "apache_static": started.static_url}
                 figures["hits"] = scenarios.hits(targets, mode)
+                _log(
+                    f"normal requests through the shipped Apache site, {mode.slow_connections} slow ones open"
+                )
+                figures["apache_slow_clients"] = scenarios.slow_clients(started.shipped_url, mode)
     finally:
         server.stop()
         if bare is not None:

@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from benchmarks import corpus, load
 from benchmarks.inprocess import Worker
@@ -263,4 +264,76 @@ def memory(server: Process, mode: Mode, image_id: str, big: Path) -> dict[str, A
         # Sampled every few ms: anonymous memory vs mapped files (page cache) in that growth.
         "upload_anon_rss_growth_mb": sampler.growth_mb("RssAnon"),
         "upload_file_rss_growth_mb": sampler.growth_mb("RssFile"),
+    }
+
+
+def cold_flood(server: Process, mode: Mode, image_id: str) -> dict[str, Any]:
+    """``flood_requests`` distinct cold 24 MP keys asked at once (each refused one asked again after
+    its Retry-After) while a cache hit is asked every 10 ms (every tenth time /health instead), each
+    timed from when it was due (``load.cold_flood``). The flood's arrival, as many requests at once,
+    holds a request behind it as any burst of as many would: that is ``arrival_stall_ms``, and the hit
+    figures are of the hits asked after it, while the cold requests are in flight, being refused and
+    coming back."""
+    hit_path = f"/derived/{image_id}-200x200.jpg"
+    if server.get(hit_path)[0] != 200:
+        raise RuntimeError(f"{hit_path} is not served")
+    # Widths under 1.5 × the height over a 3:2 source: the height sets the scale, every key is the same
+    # work. 100–199 wide is used by no other scenario.
+    paths = [f"/derived/{image_id}-{100 + run}x200.jpg" for run in range(mode.flood_requests)]
+    before = generations(server)
+    result = load.cold_flood(server.port, paths, hit_path)
+    hits = [sample.seconds for sample in result.hits] or [result.arrival_seconds]
+    health = [sample.seconds for sample in result.health] or [result.arrival_seconds]
+    return {
+        "requests": len(paths),
+        "seconds": round(result.seconds, 2),
+        "generations": generations(server) - before,
+        "cold_statuses": {str(status): count for status, count in result.cold_statuses.items()},
+        "arrival_stall_ms": _ms(result.arrival_seconds),
+        "hits": {**_summary(hits), "max_ms": _ms(max(hits))},
+        "health": {**_summary(health), "max_ms": _ms(max(health))},
+    }
+
+
+def slow_clients(shipped_url: str, mode: Mode) -> dict[str, Any]:
+    """Normal requests through the shipped Apache site (its cache hit, and /health through the mod_wsgi
+    daemons, alternately, one after another) with ``slow_connections`` slowloris connections open,
+    and the same requests without them just before. They are timed at once, within the 20 s
+    mod_reqtimeout gives a slow client's headers, so every slow connection is still open (counted)."""
+    from tests.functional.slowloris import SlowClients  # the functional test's slow client
+
+    url = urlsplit(shipped_url)
+    port = url.port or 80
+    paths = [url.path, "/health"]
+    # Warm: each daemon process loads the application on its first request; more requests at once than
+    # one daemon has threads (15) reach them all.
+    load.concurrent_gets(port, ["/health"] * 64, concurrency=32)
+
+    def timed() -> dict[str, list[float]]:
+        times: dict[str, list[float]] = {path: [] for path in paths}
+        for run in range(mode.slow_requests):
+            path = paths[run % 2]
+            times[path].append(load.timed_get(port, path, timeout=60))
+        return times
+
+    alone = timed()
+    with SlowClients(port, mode.slow_connections) as slow:
+        opened = len(slow.still_open())
+        beside = timed()
+        still_open = len(slow.still_open())
+
+    def figures(times: dict[str, list[float]]) -> dict[str, Any]:
+        return {
+            name: {**_summary(times[path]), "max_ms": _ms(max(times[path]))}
+            for name, path in zip(("hit", "health"), paths, strict=True)
+        }
+
+    return {
+        "slow_connections": mode.slow_connections,
+        "open_before": opened,
+        "open_after": still_open,
+        "requests": mode.slow_requests,
+        "with_slow": figures(beside),
+        "without_slow": figures(alone),
+        "slowest_ms": _ms(max(value for values in beside.values() for value in values)),
     }
