@@ -21,6 +21,8 @@ URL_KEYS_ENV = "PYMAGER_URL_KEYS"
 DEFAULT_CONFIG = "pymager.ini"
 
 _T = TypeVar("_T")
+# The default cap on cold requests per process, per generation slot (measured: benchmarks/README.md).
+COLD_REQUESTS_PER_SLOT = 4
 
 
 class ConfigError(Exception):
@@ -36,6 +38,7 @@ class Settings:
     allowed_sizes: frozenset[tuple[Size, Mode]]
     max_dimension: int = 4096
     max_upload_bytes: int = 50 * 1024 * 1024
+    min_free_bytes: int = 100 * 1024 * 1024  # kept free on the data directory (README, "Disk reserve")
     max_pixels: int = DecodeLimits.max_pixels
     max_image_side: int = DecodeLimits.max_image_side
     max_frames: int = DecodeLimits.max_frames
@@ -50,10 +53,14 @@ class Settings:
     generation_timeout: float = 60.0
     wait_timeout: float = 30.0
     max_concurrent_generations: int = field(default_factory=lambda: os.cpu_count() or 2)
+    # Cold requests one process leads at once; None: see ``cold_request_cap``.
+    max_waiting_generations: int | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     thread_pool: int = 16
     socket_timeout: float = 10.0
+    header_timeout: float = 20.0  # seconds for the request line and headers (standalone server)
+    min_body_rate: int = 500  # bytes per second a body averages after header_timeout (standalone)
     api_keys: frozenset[str] = frozenset()  # "sha256:<hex>" of each key allowed to write
     url_keys: tuple[UrlKey, ...] = ()  # signing keys of derived URLs, the first signs; empty: unsigned
 
@@ -81,6 +88,16 @@ class Settings:
         return cls(**values)  # type: ignore[arg-type]
 
     @property
+    def cold_request_cap(self) -> int:
+        """``max_waiting_generations``, or by default COLD_REQUESTS_PER_SLOT cold requests per generation
+        slot, at most half the thread pool (never fewer than the slots): the other threads stay free
+        for cache hits and /health (README, "Performance")."""
+        if self.max_waiting_generations is not None:
+            return self.max_waiting_generations
+        slots = self.max_concurrent_generations
+        return max(slots, min(COLD_REQUESTS_PER_SLOT * slots, self.thread_pool // 2))
+
+    @property
     def size_policy(self) -> SizePolicy:
         """The derived sizes this server produces (``max_dimension``, ``allowed_sizes``)."""
         return SizePolicy(self.max_dimension, self.allowed_sizes)
@@ -99,6 +116,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise ValueError("must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
     return value
 
 
@@ -194,6 +218,7 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "allowed_sizes": _sizes,
         "max_dimension": _positive_int,
         "max_upload_bytes": _positive_int,
+        "min_free_bytes": _non_negative_int,
         "max_pixels": _positive_int,
         "max_image_side": _positive_int,
         "max_frames": _positive_int,
@@ -208,12 +233,15 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "generation_timeout": _positive_float,
         "wait_timeout": _positive_float,
         "max_concurrent_generations": _positive_int,
+        "max_waiting_generations": _positive_int,
     },
     "server": {
         "host": _text,
         "port": _port,
         "thread_pool": _positive_int,
         "socket_timeout": _positive_float,
+        "header_timeout": _positive_float,
+        "min_body_rate": _positive_int,
     },
     "auth": {
         "api_keys": _key_hashes,

@@ -11,12 +11,17 @@ Consistency protocol (see README, "Design"):
   another process generates); under the lock it claims the derived row, renders to a staged file and
   publishes it while holding the original's row lock, so a concurrent delete can never leave a derived
   file of a deleted or replaced original.
+- Storage: a full or failing data directory (``StorageFull``, ``StorageFailed``, raised by the blob
+  store) fails the request like any other failure above: nothing is published or recorded, a failed
+  generation releases its claim, a failed delete keeps its ``DELETING`` row. Uploads keep
+  ``min_free_bytes`` free, generations a quarter of it (``GENERATION_RESERVE_SHARE``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +51,7 @@ from pymager.errors import (
     ImageNotFound,
     ServiceUnavailable,
     SizeNotAllowed,
+    StorageFull,
     UploadTooLarge,
 )
 from pymager.interfaces import (
@@ -63,7 +69,16 @@ from pymager.singleflight import FlightTimeout, SingleFlight
 
 log = logging.getLogger(__name__)
 
+# How long a generation is taken to hold its slot until this process has timed one (a 24 MP photo to
+# 200x200 held one for about 0.2 s in `make bench`), and the weight of each new time in the average.
+FIRST_SLOT_SECONDS = 0.25
+SLOT_SECONDS_WEIGHT = 0.2
+
 _COPY_CHUNK = 1 << 20
+# Generation keeps this share of min_free_bytes free: past the upload reserve a host still makes new
+# sizes of what it holds (derived images are small beside originals), and the last of the space stays
+# for the registry (SQLite lives in the data directory by default) and for deletes, which free space.
+GENERATION_RESERVE_SHARE = 0.25
 
 
 def _utcnow() -> datetime:
@@ -90,17 +105,30 @@ class ImageService:
         self._locks = locks
         self._metrics = metrics
         self._slots = threading.BoundedSemaphore(settings.max_concurrent_generations)
+        self._cold = threading.BoundedSemaphore(settings.cold_request_cap)
+        # How long a generation holds its slot (a moving average), and until when the cold requests
+        # refused so far have been told to stay away: what the Retry-After of the next one is made of.
+        self._slot_seconds = FIRST_SLOT_SECONDS
+        self._refused_until = 0.0
+        self._refusing = threading.Lock()
         self._clock = clock
         self._flights: SingleFlight[bool] = SingleFlight()
+        self._generation_reserve = int(settings.min_free_bytes * GENERATION_RESERVE_SHARE)
         self._signer = UrlSigner(settings.url_keys) if settings.url_keys else None
 
     # -- originals -------------------------------------------------------------------------------
 
-    def save_original(self, image_id: str, open_upload: Callable[[], Upload]) -> Original:
+    def save_original(
+        self, image_id: str, open_upload: Callable[[], Upload], declared_bytes: int | None = None
+    ) -> Original:
         valid_id = ImageId(image_id)
         with self._registry.unit_of_work() as uow:
             if uow.originals.get(valid_id) is not None:
                 raise ImageAlreadyExists(valid_id)
+        # Above max_upload_bytes a declared length (which counts the multipart envelope too) may be a
+        # 413, which wins over a 507: then the copy decides.
+        if declared_bytes is not None and declared_bytes <= self._settings.max_upload_bytes:
+            self._keep_reserve(declared_bytes, self._settings.min_free_bytes, "this upload")
         upload = open_upload()
         requested_focus = Focus.parse(upload.focus) if upload.focus is not None else None
         staged = self._blobs.stage_original(valid_id)
@@ -199,6 +227,37 @@ class ImageService:
             raise SizeNotAllowed(f"size {spec.size}{spec.mode.suffix} is not allowed on this server")
 
     def _produce(self, spec: DerivedSpec) -> bool:
+        """Lead the making of ``spec`` (``_lead``) if this process leads fewer than its cap of cold
+        requests (``max_waiting_generations``); otherwise 503 at once. A cold request holds a server
+        thread while it generates or waits, and cache hits and /health need those threads: beyond the
+        cap, waiting would only hold one longer. Followers of a flight never get here, so they are not
+        counted: they cost no CPU and all finish with their leader, so the many viewers of one new
+        image are coalesced, not refused."""
+        if not self._cold.acquire(blocking=False):
+            raise ServiceUnavailable(
+                f"{self._settings.cold_request_cap} cold requests are in progress already; retry shortly",
+                retry_after=self._cold_retry_after(),
+            )
+        try:
+            return self._lead(spec)
+        finally:
+            self._cold.release()
+
+    def _cold_retry_after(self) -> int:
+        """When a refused cold request should come back: once the admitted ones are done, and after
+        every request refused before it, each counted as a slot's share of a generation. Refused
+        requests so come back in turn, about as fast as generations make room, rather than all at once:
+        a wave of refusals is what cache hits would wait behind (measured: benchmarks/README.md). Never
+        later than ``wait_timeout``, what a request would have waited, however many are refused."""
+        per_request = self._slot_seconds / self._settings.max_concurrent_generations
+        with self._refusing:
+            now = time.monotonic()
+            after_admitted = now + self._settings.cold_request_cap * per_request
+            latest = now + self._settings.wait_timeout
+            self._refused_until = min(max(self._refused_until, after_admitted) + per_request, latest)
+            return max(1, math.ceil(self._refused_until - now))
+
+    def _lead(self, spec: DerivedSpec) -> bool:
         """Make sure the derived image is published: generate it under its cross-process lock, or
         block on that lock while another process generates it. Return whether this process generated
         it."""
@@ -230,6 +289,8 @@ class ImageService:
         (registry writes, fsyncs) leaves the CPU to the next generation. A failure after the claim
         releases it."""
         owner = new_owner()
+        # Before the claim: a generation refused for room leaves no row.
+        self._keep_reserve(0, self._generation_reserve, f"generating {spec.key}")
         with self._generation_slot(deadline):
             original = self._claim(spec, owner)
             try:
@@ -280,10 +341,13 @@ class ImageService:
                 f"all {self._settings.max_concurrent_generations} generation slots are busy; retry shortly",
                 retry_after=self._retry_after(),
             )
+        held = time.monotonic()
         try:
             yield
         finally:
             self._slots.release()
+        # Successful generations only: one that failed at once says nothing about the next one's time.
+        self._slot_seconds += (time.monotonic() - held - self._slot_seconds) * SLOT_SECONDS_WEIGHT
 
     def _render(self, spec: DerivedSpec, original: Original) -> IStagedFile:
         """Render ``spec`` from ``original`` into a new staged file, discarded if rendering fails."""
@@ -334,7 +398,9 @@ class ImageService:
     def health(self) -> dict[str, str]:
         self._registry.ping()
         self._blobs.check()
-        return {"registry": "ok", "storage": "ok"}
+        # Below the reserve uploads are refused but hits are served: "full" is no reason to drop the host.
+        full = self._blobs.free_bytes() < max(1, self._settings.min_free_bytes)
+        return {"registry": "ok", "storage": "full" if full else "ok"}
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -346,14 +412,33 @@ class ImageService:
         return record
 
     def _copy_limited(self, upload: BinaryIO, out: BinaryIO) -> tuple[int, str]:
-        """Copy at most ``max_upload_bytes``; return the size and SHA-256 (hex), hashed on the way."""
+        """Copy at most ``max_upload_bytes``, keeping ``min_free_bytes`` free (checked at each chunk);
+        return the size and SHA-256 (hex), hashed on the way. Too large wins over no room (413, not 507)."""
         limit = self._settings.max_upload_bytes
+        too_large = UploadTooLarge(f"the upload exceeds max_upload_bytes ({limit} bytes)")
         copied = 0
         sha256 = hashlib.sha256()
-        while chunk := upload.read(_COPY_CHUNK):
-            copied += len(chunk)
+        try:
+            while chunk := upload.read(_COPY_CHUNK):
+                copied += len(chunk)
+                if copied > limit:
+                    raise too_large
+                self._keep_reserve(len(chunk), self._settings.min_free_bytes, "this upload")
+                sha256.update(chunk)
+                out.write(chunk)
+        except StorageFull:
+            # The rest is already received (CherryPy spooled it): counted, not stored.
+            while copied <= limit and (chunk := upload.read(_COPY_CHUNK)):
+                copied += len(chunk)
             if copied > limit:
-                raise UploadTooLarge(f"the upload exceeds max_upload_bytes ({limit} bytes)")
-            sha256.update(chunk)
-            out.write(chunk)
+                raise too_large from None
+            raise
         return copied, sha256.hexdigest()
+
+    def _keep_reserve(self, adding: int, reserve: int, what: str) -> None:
+        """Raise ``StorageFull`` if storing ``adding`` more bytes would leave less than ``reserve`` free
+        (without a reserve, the disk itself refuses what does not fit)."""
+        if reserve and self._blobs.free_bytes() - adding < reserve:
+            raise StorageFull(
+                f"no room for {what}: the server keeps {reserve} bytes free; retry once space is freed"
+            )
