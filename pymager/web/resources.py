@@ -166,7 +166,7 @@ def signed_path() -> SignedPath:
 
 
 class DerivedResource:
-    """``/derived/<id>-<W>x<H>.<ext>``: a derived image, made on its first request. On a hit the
+    """``/derived/<id>-<W>x<H>[-<mode>].<ext>``: a derived image, made on its first request. On a hit the
     service opens the stored file without touching the registry; see ``pymager.web.http.serve``.
     Only with url keys configured does it read the query string (its signature)."""
 
