@@ -27,7 +27,7 @@ from pymager.bootstrap import (
     tune_process,
 )
 from pymager.config import ConfigError, Settings, config_path, hash_api_key, load_settings
-from pymager.errors import InvalidImageId, ServiceUnavailable
+from pymager.errors import PymagerError
 from pymager.signing import UrlSigner
 from pymager.web.app import make_app
 from pymager.web.deadlines import DeadlineServer
@@ -52,11 +52,7 @@ def _server_config(settings: Settings) -> dict[str, object]:
 
 
 def _check(settings: Settings, repair: bool) -> int:
-    try:
-        findings = check_consistency(settings, repair)
-    except ServiceUnavailable as exc:
-        print(f"pymager: {exc.detail}", file=sys.stderr)
-        return 2
+    findings = check_consistency(settings, repair)
     for finding in findings:
         print(f"{finding}{' (repaired)' if repair else ''}")
     print(f"pymager: {len(findings)} problem(s) found{', all repaired' if repair and findings else ''}")
@@ -64,14 +60,7 @@ def _check(settings: Settings, repair: bool) -> int:
 
 
 def _purge(settings: Settings, image_ids: list[str] | None) -> int:
-    try:
-        purged = purge_derived(settings, image_ids)
-    except InvalidImageId as exc:
-        print(f"pymager: {exc.detail}", file=sys.stderr)
-        return 2
-    except ServiceUnavailable as exc:
-        print(f"pymager: {exc.detail}", file=sys.stderr)
-        return 2
+    purged = purge_derived(settings, image_ids)
     for key in purged:
         print(f"purged {key}")
     print(f"pymager: {len(purged)} derived image(s) purged; they are made again on their next request")
@@ -152,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         components = build(settings)
     except (ConfigError, StartupError) as exc:
         print(f"pymager: {exc}", file=sys.stderr)
+        return 2
+    except PymagerError as exc:  # a bad id for --purge-derived, an unusable registry or store
+        print(f"pymager: {exc.detail}", file=sys.stderr)
         return 2
 
     cherrypy.config.update(_server_config(settings))

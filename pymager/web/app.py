@@ -46,6 +46,7 @@ class Dispatcher:
         self._guard = guard
         self._limit = limit
         self._allow = {name: _allowed(resource) for name, resource in resources.items()}
+        self._allow_header = {name: ", ".join(allowed) for name, allowed in self._allow.items()}
 
     def __call__(self, path_info: str) -> None:
         request = cherrypy.serving.request
@@ -57,7 +58,7 @@ class Dispatcher:
             request.handler = functools.partial(self.handle, _raiser(NoSuchResource(path_info)))
             return
         allowed = self._allow[name]
-        cherrypy.serving.response.headers["Allow"] = ", ".join(allowed)
+        cherrypy.serving.response.headers["Allow"] = self._allow_header[name]
         method = request.method
         handler: Handler | None = getattr(resource, "GET" if method == "HEAD" else method, None)
         if handler is None or method not in allowed:
