@@ -387,27 +387,33 @@ def apache_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     stop_and_check_log(running)
 
 
-@pytest.fixture(
-    scope="session",
-    params=[
-        pytest.param("standalone-sqlite", id="standalone-sqlite"),
-        pytest.param("standalone-postgres", id="standalone-postgres", marks=pytest.mark.postgres),
-        pytest.param("apache", id="apache", marks=pytest.mark.apache),
-    ],
-)
+# The ways pymager runs, as the parameters of a server fixture (see ``start_kind``).
+SERVER_KINDS = [
+    pytest.param("standalone-sqlite", id="standalone-sqlite"),
+    pytest.param("standalone-postgres", id="standalone-postgres", marks=pytest.mark.postgres),
+    pytest.param("apache", id="apache", marks=pytest.mark.apache),
+]
+
+
+def start_kind(request: pytest.FixtureRequest, directory: Path, **extra: object) -> Server:
+    """Start the server of the fixture parameter's kind (``SERVER_KINDS``; any other standalone kind
+    runs on SQLite) in ``directory``, with ``extra`` configuration as ``start_server`` takes it."""
+    if request.param == "apache":
+        return start_apache(directory, **extra)
+    if request.param == "standalone-postgres":
+        make_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
+        return start_server(directory, make_database(), **extra)
+    return start_server(directory, sqlite_url(directory / "registry.sqlite3"), **extra)
+
+
+@pytest.fixture(scope="session", params=SERVER_KINDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The server the HTTP contract is checked against, however it runs."""
     if request.param == "apache":
         apache_server: Server = request.getfixturevalue("apache_server")
         yield apache_server
         return
-    directory = tmp_path_factory.mktemp(f"server-{request.param}")
-    if request.param == "standalone-postgres":
-        make_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
-        database_url = make_database()
-    else:
-        database_url = sqlite_url(directory / "registry.sqlite3")
-    running = start_server(directory, database_url)
+    running = start_kind(request, tmp_path_factory.mktemp(f"server-{request.param}"))
     yield running
     stop_and_check_log(running)
 

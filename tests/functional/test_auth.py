@@ -14,14 +14,12 @@ import requests
 
 from pymager.config import ConfigError, hash_api_key, load_settings
 from tests import images
-from tests.conftest import sqlite_url
 from tests.functional.conftest import (
     Server,
     assert_problem,
     log_text,
     run_pymager,
-    start_apache,
-    start_server,
+    start_kind,
     stop_and_check_log,
     upload,
 )
@@ -43,10 +41,7 @@ def locked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     itself."""
     directory = tmp_path_factory.mktemp(f"server-auth-{request.param}")
     keys = {"auth.api_keys": f"{hash_api_key(KEY)}, {hash_api_key(OTHER_KEY)}"}
-    if request.param == "apache":
-        running = start_apache(directory, **keys)
-    else:
-        running = start_server(directory, sqlite_url(directory / "registry.sqlite3"), **keys)
+    running = start_kind(request, directory, **keys)
     yield running
     stop_and_check_log(running)
     assert KEY not in log_text(running.log_path)

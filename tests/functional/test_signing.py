@@ -7,7 +7,7 @@ from __future__ import annotations
 import http.client
 import io
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,11 +18,12 @@ from pymager.signing import UrlKey, UrlSigner, mac
 from tests import images
 from tests.conftest import sqlite_url
 from tests.functional.conftest import (
+    SERVER_KINDS,
     Server,
     assert_problem,
     log_text,
     run_pymager,
-    start_apache,
+    start_kind,
     start_server,
     stop_and_check_log,
     upload,
@@ -35,25 +36,12 @@ URL_KEYS = ", ".join(f"{key.key_id}:{key.secret.decode()}" for key in (NEW, OLD)
 ALLOWED_SIZES = "10x10, 12x12, 14x14, 16x16, 18x18, 20x20"
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("standalone-sqlite", id="standalone-sqlite"),
-        pytest.param("standalone-postgres", id="standalone-postgres", marks=pytest.mark.postgres),
-        pytest.param("apache", id="apache", marks=pytest.mark.apache),
-    ],
-)
+@pytest.fixture(scope="module", params=SERVER_KINDS)
 def signing(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server whose derived misses need a signature by one of two keys (the new one signs)."""
     directory = tmp_path_factory.mktemp(f"server-signing-{request.param}")
     extra = {"auth.url_keys": URL_KEYS, "allowed_sizes": ALLOWED_SIZES}
-    if request.param == "apache":
-        running = start_apache(directory, **extra)
-    elif request.param == "standalone-postgres":
-        make_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
-        running = start_server(directory, make_database(), **extra)
-    else:
-        running = start_server(directory, sqlite_url(directory / "registry.sqlite3"), **extra)
+    running = start_kind(request, directory, **extra)
     yield running
     stop_and_check_log(running)
     log = log_text(running.log_path)
