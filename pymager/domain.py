@@ -41,16 +41,23 @@ class ImageId(str):
 
 
 class ImageFormat(enum.Enum):
-    """The formats pymager accepts as originals and produces as derived images."""
+    """The formats pymager accepts as originals; all but HEIF are also produced as derived images."""
 
     JPEG = "JPEG"
     PNG = "PNG"
     GIF = "GIF"
     WEBP = "WEBP"
+    AVIF = "AVIF"
+    HEIF = "HEIF"  # HEIC from phones: accepted as an original, never produced
 
     @property
     def mime_type(self) -> str:
         return _MIME_TYPES[self]
+
+    @property
+    def animates(self) -> bool:
+        """Whether a derived image in this format keeps every frame of an animated original."""
+        return self in _ANIMATED_OUTPUTS
 
     @property
     def extension(self) -> str:
@@ -59,7 +66,8 @@ class ImageFormat(enum.Enum):
 
     @classmethod
     def from_extension(cls, extension: str) -> ImageFormat:
-        """Map a URL extension (``jpg``, ``jpeg``, ``png``, ``gif``, ``webp``) to a format."""
+        """Map a derived URL's extension (``jpg``, ``jpeg``, ``png``, ``gif``, ``webp``, ``avif``) to the
+        format it produces."""
         try:
             return _EXTENSIONS[extension]
         except KeyError:
@@ -71,20 +79,30 @@ _MIME_TYPES = {
     ImageFormat.PNG: "image/png",
     ImageFormat.GIF: "image/gif",
     ImageFormat.WEBP: "image/webp",
+    ImageFormat.AVIF: "image/avif",
+    ImageFormat.HEIF: "image/heic",
 }
 _CANONICAL_EXTENSIONS = {
     ImageFormat.JPEG: "jpg",
     ImageFormat.PNG: "png",
     ImageFormat.GIF: "gif",
     ImageFormat.WEBP: "webp",
+    ImageFormat.AVIF: "avif",
+    ImageFormat.HEIF: "heic",
 }
+_ANIMATED_OUTPUTS = frozenset({ImageFormat.GIF, ImageFormat.WEBP, ImageFormat.AVIF})
 _EXTENSIONS = {
     "jpg": ImageFormat.JPEG,
     "jpeg": ImageFormat.JPEG,
     "png": ImageFormat.PNG,
     "gif": ImageFormat.GIF,
     "webp": ImageFormat.WEBP,
+    "avif": ImageFormat.AVIF,
 }
+# The extension of a derived URL that lets pymager choose the format from the request's Accept header.
+AUTO_EXTENSION = "auto"
+# The formats of derived images, in the order the README lists them.
+DERIVED_FORMATS = tuple(_EXTENSIONS[extension] for extension in ("jpg", "png", "gif", "webp", "avif"))
 
 
 @dataclass(frozen=True, order=True)
@@ -244,19 +262,10 @@ class DerivedSpec:
         resource) and ``UnknownFormat`` when only the extension is unknown (400). The last few thousand
         valid segments are remembered: the same URLs come back on every cache hit.
         """
-        return _parse_derived(segment)
-
-    @classmethod
-    def _parse(cls, segment: str) -> DerivedSpec:
-        match = _DERIVED_PATTERN.fullmatch(segment)
-        if match is None:
-            raise InvalidDerivedSpec(segment)
-        width, height = int(match.group("width")), int(match.group("height"))
-        mode = Mode(match.group("mode") or "fill")
-        if not (width and height) and (mode is not Mode.FIT or not (width or height)):
-            raise InvalidDerivedSpec(segment)  # a 0 side outside fit, or 0x0
-        image_format = ImageFormat.from_extension(match.group("ext"))
-        return cls(ImageId(match.group("id")), Size(width, height), image_format, mode)
+        spec = _parse_derived(segment)
+        if isinstance(spec, AutoSpec):
+            raise UnknownFormat(AUTO_EXTENSION)
+        return spec
 
     @property
     def name(self) -> str:
@@ -282,20 +291,82 @@ class Rendition:
     focus: Focus = CENTRE
 
 
+@dataclass(frozen=True)
+class AutoSpec:
+    """A derived URL whose extension is ``auto``: ``<id>-<W>x<H>[-<mode>].auto``. Each request gets the
+    derived image in the format ``choose_format`` picks for its Accept header; that image is the very
+    one its concrete URL names."""
+
+    image_id: ImageId
+    size: Size
+    mode: Mode = Mode.FILL
+
+    def resolve(self, image_format: ImageFormat) -> DerivedSpec:
+        return DerivedSpec(self.image_id, self.size, image_format, self.mode)
+
+
+def parse_derived(segment: str) -> DerivedSpec | AutoSpec:
+    """Parse a derived URL segment, concrete or ``auto`` (the errors of ``DerivedSpec.parse``). The last
+    few thousand valid segments are remembered: the same URLs come back on every cache hit."""
+    return _parse_derived(segment)
+
+
 @functools.lru_cache(maxsize=4096)
-def _parse_derived(segment: str) -> DerivedSpec:
-    return DerivedSpec._parse(segment)
+def _parse_derived(segment: str) -> DerivedSpec | AutoSpec:
+    match = _DERIVED_PATTERN.fullmatch(segment)
+    if match is None:
+        raise InvalidDerivedSpec(segment)
+    width, height = int(match.group("width")), int(match.group("height"))
+    mode = Mode(match.group("mode") or "fill")
+    if not (width and height) and (mode is not Mode.FIT or not (width or height)):
+        raise InvalidDerivedSpec(segment)  # a 0 side outside fit, or 0x0
+    image_id, size = ImageId(match.group("id")), Size(width, height)
+    if match.group("ext") == AUTO_EXTENSION:
+        return AutoSpec(image_id, size, mode)
+    return DerivedSpec(image_id, size, ImageFormat.from_extension(match.group("ext")), mode)
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What choosing a format for an ``auto`` URL needs to know of an original."""
+
+    animated: bool
+    alpha: bool
+
+    @property
+    def kind(self) -> str:
+        """One word for the choice: ``animated``, ``alpha`` (a still with transparency) or ``opaque``.
+        The front servers read it from the disk (see the README's format table)."""
+        return "animated" if self.animated else "alpha" if self.alpha else "opaque"
+
+
+STILL_OPAQUE = Traits(animated=False, alpha=False)
+
+
+def choose_format(accepted: frozenset[str], traits: Traits) -> ImageFormat:
+    """The format of an ``auto`` URL for a request whose Accept header names ``accepted`` explicitly
+    with q > 0 (lower-case media types; ``image/*`` and ``*/*`` never earn AVIF or WebP): an animation
+    as WebP if named, else GIF; a still as AVIF if named, else WebP if named, else PNG when it has
+    transparency, else JPEG."""
+    if traits.animated:
+        return ImageFormat.WEBP if "image/webp" in accepted else ImageFormat.GIF
+    if "image/avif" in accepted:
+        return ImageFormat.AVIF
+    if "image/webp" in accepted:
+        return ImageFormat.WEBP
+    return ImageFormat.PNG if traits.alpha else ImageFormat.JPEG
 
 
 @dataclass(frozen=True)
 class ImageInfo:
     """What the image processor learns from a file's header and a full decode: the format, the size as
-    stored, and the focal point it detected (``None`` when detection is off)."""
+    stored, the focal point it detected (``None`` when detection is off) and its traits."""
 
     format: ImageFormat
     width: int
     height: int
     focus: Focus | None = None
+    traits: Traits = STILL_OPAQUE
 
 
 @dataclass(frozen=True)
@@ -318,6 +389,7 @@ class Original:
     checksum: str
     created: datetime
     focus: Focus = CENTRE
+    traits: Traits | None = None  # None: stored before pymager recorded traits
 
 
 @dataclass(frozen=True)

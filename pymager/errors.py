@@ -75,7 +75,9 @@ class UnknownFormat(PymagerError):
     title = "Unknown format"
 
     def __init__(self, extension: str) -> None:
-        super().__init__(f"unknown image extension {extension[:20]!r}; use jpg, jpeg, png, gif or webp")
+        super().__init__(
+            f"unknown image extension {extension[:20]!r}; use jpg, jpeg, png, gif, webp, avif or auto"
+        )
 
 
 class SizeNotAllowed(PymagerError):

@@ -29,6 +29,7 @@ from pymager.adapters.imaging.decoding import (
     decode_all_frames,
     decoding,
     open_image,
+    traits,
     verify_png,
 )
 from pymager.domain import DecodeLimits, Focus, ImageFormat, ImageInfo, Rendition
@@ -65,6 +66,7 @@ class PillowProcessor:
         with open_image(source, self.limits, IDENTIFY_DECODER_BLOCK) as image:
             image_format = ImageFormat(image.format)
             width, height = image.size  # as stored, before any draft scaling
+            image_traits = traits(image)
             with decoding(image_format):
                 self.limits.check_frames(getattr(image, "n_frames", 1), width, height)
                 for index, frame in enumerate(decode_all_frames(image)):
@@ -74,7 +76,7 @@ class PillowProcessor:
             verify_png(source, self.limits)
         # Outside ``decoding``: a failure in detection is the server's, not a corrupt upload.
         focus = None if small is None else _detect_focus(small)
-        return ImageInfo(image_format, width, height, focus)
+        return ImageInfo(image_format, width, height, focus, image_traits)
 
     def derive(self, source: BinaryIO, rendition: Rendition, out: BinaryIO) -> None:
         with open_image(source, self.limits, DERIVE_DECODER_BLOCK) as image:

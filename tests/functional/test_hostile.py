@@ -67,7 +67,7 @@ def _random(seed: int, size: int) -> bytes:
 MAX_PIXELS = r"at most 50000000 pixels are accepted \(max_pixels\)"
 MAX_SIDE = r"at most 20000 pixels per side are accepted \(max_image_side\)"
 CORRUPT = r"data is corrupt or truncated"
-UNSUPPORTED = r"not an image in an accepted format \(JPEG, PNG, GIF, WebP\)"
+UNSUPPORTED = r"not an image in an accepted format \(JPEG, PNG, GIF, WebP, AVIF, HEIC\)"
 # The problem types, each a 400.
 LIMIT, BROKEN, NOT_IMAGE = "decoding-limit", "corrupt-image", "unsupported-image"
 

@@ -369,7 +369,7 @@ class FakeProcessor:
             raise CorruptImage("the JPEG data is corrupt or truncated: fake")
         parts = data.split(b":")
         if len(parts) < 4 or parts[0] != b"IMG":
-            raise UnsupportedImage("not an image in an accepted format (JPEG, PNG, GIF, WebP)")
+            raise UnsupportedImage("not an image in an accepted format (JPEG, PNG, GIF, WebP, AVIF, HEIC)")
         width, height = (int(n) for n in parts[2].split(b"x"))
         return ImageInfo(ImageFormat(parts[1].decode()), width, height, self.detected)
 

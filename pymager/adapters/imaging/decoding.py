@@ -1,4 +1,5 @@
-"""Opening and checking originals: only the JPEG, PNG, GIF and WebP decoders, under the decoding limits.
+"""Opening and checking originals: only the JPEG, PNG, GIF, WebP, AVIF and HEIF decoders, under the
+decoding limits.
 
 No other Pillow plugin ever sees an uploaded file (``Image.open(formats=...)``), so never Ghostscript or
 any other subprocess, and only once the raw container passed the limits (``pymager.adapters.container``):
@@ -15,13 +16,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
+import pillow_heif
 from PIL import Image, ImageFile, ImageSequence, UnidentifiedImageError
 
 from pymager.adapters.container import check_container
-from pymager.domain import DecodeLimits, ImageFormat
+from pymager.domain import DecodeLimits, ImageFormat, Traits
 from pymager.errors import CorruptImage, DecodingLimit, UnsupportedImage
 
-ACCEPTED_FORMATS = ["JPEG", "PNG", "GIF", "WEBP"]
+ACCEPTED_FORMATS = ["JPEG", "PNG", "GIF", "WEBP", "AVIF", "HEIF"]
+ACCEPTED_NAMES = "JPEG, PNG, GIF, WebP, AVIF, HEIC"
+# HEIF through libheif (pillow-heif): the primary image only, never its embedded thumbnails.
+pillow_heif.register_heif_opener(thumbnails=False)
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
 # What Pillow's decoders raise on bad data (there is no common base class).
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, EOFError, struct.error)
 DECODE_ERRORS_WITH_ZLIB = (*DECODE_ERRORS, zlib.error)
@@ -89,9 +96,21 @@ def decode_all_frames(image: ImageFile.ImageFile) -> Iterator[Image.Image]:
     data are caught) but skips most of the IDCT work."""
     if image.format == "JPEG":
         image.draft(None, (max(1, image.width // 8), max(1, image.height // 8)))
+    if image.format == "HEIF":  # a collection of pictures (a burst), not an animation: the primary one
+        image.load()
+        yield image
+        return
     for frame in ImageSequence.Iterator(image):
         frame.load()
         yield frame
+
+
+def traits(image: ImageFile.ImageFile) -> Traits:
+    """Whether the opened ``image`` animates (HEIF collections do not) and has transparency, from what
+    its header told Pillow (the first frame's)."""
+    frames = 1 if image.format == "HEIF" else getattr(image, "n_frames", 1)
+    alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+    return Traits(animated=frames > 1, alpha=alpha)
 
 
 def verify_png(file: BinaryIO, limits: DecodeLimits) -> None:
@@ -106,7 +125,7 @@ def _open_failure(file: BinaryIO, exc: Exception) -> UnsupportedImage | CorruptI
     file.seek(0)
     claimed = _claimed_format(file.read(12))
     if claimed is None:
-        return UnsupportedImage("not an image in an accepted format (JPEG, PNG, GIF, WebP)")
+        return UnsupportedImage(f"not an image in an accepted format ({ACCEPTED_NAMES})")
     reason = "its header cannot be read" if isinstance(exc, UnidentifiedImageError) else _one_line(exc)
     return CorruptImage(f"the {claimed.value} data is corrupt or truncated: {reason}")
 
@@ -120,6 +139,11 @@ def _claimed_format(head: bytes) -> ImageFormat | None:
         return ImageFormat.GIF
     if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
         return ImageFormat.WEBP
+    if head[4:8] == b"ftyp":
+        if head[8:12] in _AVIF_BRANDS:
+            return ImageFormat.AVIF
+        if head[8:12] in _HEIF_BRANDS:
+            return ImageFormat.HEIF
     return None
 
 
