@@ -339,8 +339,19 @@ class Traits:
         The front servers read it from the disk (see the README's format table)."""
         return "animated" if self.animated else "alpha" if self.alpha else "opaque"
 
+    @classmethod
+    def of_kind(cls, kind: str) -> Traits:
+        """The traits a ``kind`` stands for (an animation's alpha is not part of its kind)."""
+        return _TRAITS_OF_KIND[kind]
+
 
 STILL_OPAQUE = Traits(animated=False, alpha=False)
+_TRAITS_OF_KIND = {
+    "animated": Traits(animated=True, alpha=False),
+    "alpha": Traits(animated=False, alpha=True),
+    "opaque": STILL_OPAQUE,
+}
+TRAIT_KINDS = tuple(_TRAITS_OF_KIND)
 
 
 def choose_format(accepted: frozenset[str], traits: Traits) -> ImageFormat:
@@ -402,6 +413,7 @@ class StoredFile:
     size: int
     modified: datetime
     etag: str
+    negotiated: DerivedSpec | None = None  # for an ``auto`` URL: the concrete derived image served
 
 
 class OriginalStatus(enum.Enum):

@@ -22,6 +22,7 @@ from pymager.domain import (
     OriginalStatus,
     Rendition,
     StoredFile,
+    Traits,
     Upload,
 )
 from pymager.signing import SignedPath
@@ -43,6 +44,9 @@ class IOriginalRepository(Interface):
 
     def set_status(image_id: ImageId, status: OriginalStatus, now: datetime) -> None:
         """Set the ``OriginalStatus`` of an existing row, changed at ``now``."""
+
+    def set_traits(image_id: ImageId, traits: Traits) -> None:
+        """Record the traits of an original stored before pymager recorded them."""
 
     def remove(image_id: ImageId) -> None:
         """Delete the original's row and every derived row of it."""
@@ -167,6 +171,18 @@ class IBlobStore(Interface):
 
     def stage_derived(spec: DerivedSpec) -> IStagedFile:
         """Return an ``IStagedFile`` that publishes the derived image ``spec``."""
+
+    def published_traits(image_id: ImageId) -> Traits | None:
+        """The traits published for ``image_id`` by ``publish_traits`` (what an ``auto`` URL's format
+        is chosen from: animated, or alpha, or neither; alpha is not kept for an animation, whose
+        choice does not depend on it), or ``None`` when none are. Called on every ``auto`` hit, so as
+        cheap as looking at a few names."""
+
+    def publish_traits(image_id: ImageId, traits: Traits) -> None:
+        """Publish ``image_id``'s traits beside its derived images, where a front server choosing an
+        ``auto`` format can read them. They go with the derived images (``retire_derived``,
+        ``delete_image``). The caller holds the original's row lock, so the traits of a deleted original
+        can never be published for its replacement."""
 
     def retire_derived(image_id: ImageId) -> IRetiredFiles | None:
         """Take every derived image of ``image_id`` out of service at once, so that neither pymager nor
@@ -302,10 +318,14 @@ class IImageService(Interface):
     def delete_original(image_id: str) -> None:
         """Delete an original and everything derived from it."""
 
-    def derived_file(segment: str, signed: SignedPath | None = None) -> StoredFile:
+    def derived_file(
+        segment: str, signed: SignedPath | None = None, accepted: frozenset[str] = frozenset()
+    ) -> StoredFile:
         """Return the ``StoredFile`` for a derived URL segment, generating it on first request. With
         url keys configured, a stored one is served to anyone, and generating one needs ``signed``
-        (the request's path and ``s`` parameters) to carry a valid signature."""
+        (the request's path and ``s`` parameters) to carry a valid signature. An ``auto`` segment is
+        served as the derived image in the format ``choose_format`` picks for ``accepted`` (the media
+        types the request's Accept header names explicitly with q > 0), with ``negotiated`` set to it."""
 
     def health() -> dict[str, str]:
         """Return a dict of component → ``"ok"`` (``"storage"`` is ``"full"`` below ``min_free_bytes``:

@@ -44,7 +44,10 @@ from pymager.domain import (
     OriginalStatus,
     Rendition,
     StoredFile,
+    Traits,
     Upload,
+    choose_format,
+    parse_derived,
 )
 from pymager.errors import (
     ImageAlreadyExists,
@@ -138,7 +141,15 @@ class ImageService:
                 info = self._processor.identify(written)
             focus = requested_focus or info.focus or CENTRE
             original = Original(
-                valid_id, info.format, info.width, info.height, size, checksum, self._clock(), focus
+                valid_id,
+                info.format,
+                info.width,
+                info.height,
+                size,
+                checksum,
+                self._clock(),
+                focus,
+                info.traits,
             )
             with self._registry.unit_of_work(write=True) as uow:
                 if not uow.originals.add(original):
@@ -193,8 +204,49 @@ class ImageService:
 
     # -- derived ---------------------------------------------------------------------------------
 
-    def derived_file(self, segment: str, signed: SignedPath | None = None) -> StoredFile:
-        spec = DerivedSpec.parse(segment)
+    def derived_file(
+        self, segment: str, signed: SignedPath | None = None, accepted: frozenset[str] = frozenset()
+    ) -> StoredFile:
+        request = parse_derived(segment)
+        if isinstance(request, DerivedSpec):
+            return self._derived_file(request, signed)
+        spec = request.resolve(choose_format(accepted, self._traits(request.image_id, signed)))
+        return replace(self._derived_file(spec, signed), negotiated=spec)
+
+    def _traits(self, image_id: ImageId, signed: SignedPath | None) -> Traits:
+        """The traits an ``auto`` URL of ``image_id`` chooses from: as published beside its derived
+        images (no registry), else from the registry, then published for the next request and the
+        front servers (an original stored before traits were recorded is decoded once for them)."""
+        published = self._blobs.published_traits(image_id)
+        if published is not None:
+            return published
+        try:
+            seen = self._ready_original(image_id).original
+        except ImageNotFound:
+            if self._signer is not None:
+                self._signer.verify(signed)  # a miss without a signature learns nothing, not even this
+            raise
+        traits = seen.traits if seen.traits is not None else self._identify_traits(seen)
+        with self._registry.unit_of_work(write=True) as uow:
+            current = uow.originals.lock(image_id)
+            # Under the row lock, and only for the original seen: never a deleted one's for its
+            # replacement.
+            if current is None or current.status is not OriginalStatus.READY or current.original != seen:
+                raise ImageNotFound(image_id)
+            if seen.traits is None:
+                uow.originals.set_traits(image_id, traits)
+            self._blobs.publish_traits(image_id, traits)
+            uow.commit()
+        return traits
+
+    def _identify_traits(self, original: Original) -> Traits:
+        stored = self._blobs.open_original(original.image_id, original.format)
+        if stored is None:
+            raise ImageNotFound(original.image_id)
+        with stored.file:
+            return self._processor.identify(stored.file).traits
+
+    def _derived_file(self, spec: DerivedSpec, signed: SignedPath | None) -> StoredFile:
         if self._signer is None:
             self._check_size(spec)
         stored = self._blobs.open_derived(spec)

@@ -5,6 +5,8 @@ Layout (a front web server computes a derived path from its URL alone)::
 
     <data>/originals/<id>
     <data>/derived/<id>/<W>x<H>[-<mode>].<ext>   (fill names no mode; fit and pad do)
+    <data>/derived/<id>/.traits-<kind>           (animated, alpha or opaque: what a front server
+                                                  choosing an ``auto`` format reads; an empty file)
     .tmp-<host>~<pid>~*     temporary files, always beside their final path, never served
     .trash-<host>~<pid>~*   derived directories being removed by a delete
 
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from zope.interface import implementer
 
-from pymager.domain import DerivedSpec, ImageFormat, ImageId, StoredFile
+from pymager.domain import TRAIT_KINDS, DerivedSpec, ImageFormat, ImageId, StoredFile, Traits
 from pymager.errors import InvalidImageId, PymagerError, ServiceUnavailable, StorageFailed, storage_failure
 from pymager.interfaces import IBlobInventory, IBlobStore, IRetiredFiles, IStagedFile, Leftover
 from pymager.owners import file_tag, owner_of_tag
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tmp-"
 _TRASH_PREFIX = ".trash-"
+TRAITS_PREFIX = ".traits-"
+_TRAIT_MARKS = {f"{TRAITS_PREFIX}{kind}": kind for kind in TRAIT_KINDS}
 _FILE_MODE = 0o644
 
 
@@ -251,6 +255,32 @@ class FileBlobStore:
     def stage_derived(self, spec: DerivedSpec) -> StagedFile:
         return StagedFile(Path(self.derived_path(spec)), "storing the derived image")
 
+    def published_traits(self, image_id: ImageId) -> Traits | None:
+        directory = f"{self._derived_root}/{ImageId(image_id)}/"
+        for mark, kind in _TRAIT_MARKS.items():
+            if os.path.isfile(directory + mark):
+                return Traits.of_kind(kind)
+        return None
+
+    def publish_traits(self, image_id: ImageId, traits: Traits) -> None:
+        directory = self.derived_directory(image_id)
+        mark = directory / f"{TRAITS_PREFIX}{traits.kind}"
+        with _storage("publishing the image's traits"):
+            directory.mkdir(exist_ok=True)
+            # An empty file: renamed into place so a front server never sees two kinds at once for long.
+            temp = directory / f"{TEMP_PREFIX}{file_tag()}{uuid.uuid4().hex}"
+            temp.touch(_FILE_MODE)
+            try:
+                os.replace(temp, mark)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    temp.unlink()
+                raise
+            for other in _TRAIT_MARKS:
+                if other != mark.name:
+                    with contextlib.suppress(FileNotFoundError):
+                        (directory / other).unlink()
+
     def retire_derived(self, image_id: ImageId) -> RetiredDirectory | None:
         # One rename: every derived file of the id disappears at once for readers and a front server,
         # however long removing them takes.
@@ -323,11 +353,13 @@ class FileInventory:
                             modified = datetime.fromtimestamp(path.lstat().st_mtime, UTC)
                             owner = owner_of_tag(path.name.removeprefix(prefix))
                             found.append(Leftover(str(path), modified, owner))
-        for entry in _entries(self._store.derived):  # image directories a delete or a repair emptied
+        # Image directories a delete or a repair emptied: nothing left but published traits, which are
+        # published again by the next ``auto`` request that needs them.
+        for entry in _entries(self._store.derived):
             if (
                 entry.is_dir(follow_symlinks=False)
                 and _is_image_id(entry.name)
-                and not os.listdir(entry.path)
+                and set(os.listdir(entry.path)) <= _TRAIT_MARKS.keys()
             ):
                 found.append(Leftover(entry.path, _mtime(entry), ""))
         return found
@@ -358,8 +390,11 @@ class FileInventory:
                 target.unlink()
         elif target.name.startswith(_TRASH_PREFIX):
             shutil.rmtree(target, ignore_errors=True)
-        else:
-            with contextlib.suppress(OSError):  # an image directory: only while it is still empty
+        else:  # an image directory: only while it holds nothing but traits
+            with contextlib.suppress(OSError):
+                for mark in _TRAIT_MARKS:
+                    with contextlib.suppress(FileNotFoundError):
+                        (target / mark).unlink()
                 target.rmdir()
 
 

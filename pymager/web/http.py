@@ -27,6 +27,31 @@ Header = Callable[[str], "str | None"]
 """A request header by name (``None`` when absent)."""
 
 
+# A q of zero as RFC 9110 §12.4.2 spells it (at most three decimals); any other q is above zero or
+# invalid, and either way leaves its type named. The Apache site's Accept conditions say the same.
+_ZERO_QUALITY = re.compile(r"0(?:\.0{0,3})?")
+
+
+def named_types(accept: str | None) -> frozenset[str]:
+    """The media types an Accept header names explicitly with q > 0, in lower case: ranges with a
+    wildcard (``image/*``, ``*/*``) never count, and a type refused anywhere (``q=0``) is not named."""
+    if not accept:
+        return frozenset()
+    named: set[str] = set()
+    refused: set[str] = set()
+    for element in accept.split(","):
+        media, *parameters = element.split(";")
+        media = media.strip().lower()
+        if "/" not in media or "*" in media:
+            continue
+        zero = any(
+            name.strip().lower() == "q" and _ZERO_QUALITY.fullmatch(value.strip()) is not None
+            for name, _, value in (parameter.partition("=") for parameter in parameters)
+        )
+        (refused if zero else named).add(media)
+    return frozenset(named - refused)
+
+
 def _http_date(moment: datetime) -> str:
     return format_date_time(moment.timestamp())  # IMF-fixdate; a third of email.utils' cost
 
@@ -132,6 +157,8 @@ def answer(stored: StoredFile, header: Header, cache_control: str) -> Answer:
         ("Accept-Ranges", "bytes"),
         ("X-Content-Type-Options", "nosniff"),
     ]
+    if stored.negotiated is not None:  # an ``auto`` URL: this answer depends on Accept
+        common += [("Vary", "Accept"), ("Content-Location", f"/derived/{stored.negotiated.key}")]
     if not_modified(header, stored):
         return Answer(304, common)
     range_header = header("Range")

@@ -11,12 +11,15 @@ from typing import Any, BinaryIO
 import cherrypy
 
 from pymager.config import Settings
-from pymager.domain import Original, Upload
+from pymager.domain import AUTO_EXTENSION, Original, Upload
 from pymager.errors import BadUpload, LengthRequired, NoSuchResource, UploadTooLarge, storage_failure
 from pymager.interfaces import IImageService, IMetrics
 from pymager.signing import SignedPath
 from pymager.web.bodies import ClientTimedOut, declared_length, drain
-from pymager.web.http import serve
+from pymager.web.http import named_types, serve
+
+_AUTO = f".{AUTO_EXTENSION}"
+_NONE: frozenset[str] = frozenset()
 
 
 def _json(status: int, payload: dict[str, Any]) -> bytes:
@@ -178,7 +181,10 @@ class DerivedResource:
     def GET(self, *path: str) -> Iterable[bytes] | bytes:  # noqa: N802
         segment = only_segment(path)
         signed = signed_path() if self._signed else None
-        return serve(self._service.derived_file(segment, signed), self._cache_control)
+        # Only an ``auto`` URL depends on Accept; a concrete one never reads it.
+        headers = cherrypy.serving.request.headers
+        accepted = named_types(headers.get("Accept")) if segment.endswith(_AUTO) else _NONE
+        return serve(self._service.derived_file(segment, signed, accepted), self._cache_control)
 
 
 class HealthResource:

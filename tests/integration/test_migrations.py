@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from pymager.adapters.db import make_engine, migrate
 from pymager.adapters.db.models import Base
@@ -49,7 +51,7 @@ def test_head_revision_is_the_current_revision_after_upgrade(empty_database_url:
     try:
         assert migrate.current_revision(engine) is None
         migrate.upgrade(empty_database_url)
-        assert migrate.current_revision(engine) == migrate.head_revision() == "0002"
+        assert migrate.current_revision(engine) == migrate.head_revision() == "0003"
     finally:
         engine.dispose()
 
@@ -93,5 +95,36 @@ def test_0002_keeps_existing_rows_as_fill_and_centre_and_downgrades_to_0001(empt
         with engine.begin() as connection:
             assert connection.execute(text("SELECT count(*) FROM derived")).scalar_one() == 1
             assert "mode" not in {column["name"] for column in inspect(connection).get_columns("derived")}
+    finally:
+        engine.dispose()
+
+
+def test_0003_leaves_existing_originals_traits_unknown_and_refuses_half_known_ones(
+    empty_database_url: str,
+) -> None:
+    """Originals stored before 0003 have no traits (NULL: found out on their first ``auto`` request);
+    a row never knows one trait without the other; a downgrade drops both."""
+    migrate.upgrade(empty_database_url, "0002")
+    engine = make_engine(empty_database_url)
+    insert = (
+        "INSERT INTO originals (id, status, format, width, height, bytes, checksum, created_at,"
+        " updated_at{columns}) VALUES (:id, 'ready', 'JPEG', 10, 10, 5, 'c', :now, :now{values})"
+    )
+    now = "2024-01-01 00:00:00"
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(insert.format(columns="", values="")), {"id": "old", "now": now})
+        migrate.upgrade(empty_database_url)
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT animated, alpha FROM originals")).one() == (None, None)
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(
+                text(insert.format(columns=", animated", values=", :animated")),
+                {"id": "half", "now": now, "animated": True},
+            )
+        migrate.downgrade(empty_database_url, "0002")
+        with engine.begin() as connection:
+            columns = {column["name"] for column in inspect(connection).get_columns("originals")}
+            assert {"animated", "alpha"}.isdisjoint(columns)
     finally:
         engine.dispose()

@@ -15,6 +15,8 @@ from typing import BinaryIO
 from zope.interface import implementer
 
 from pymager.domain import (
+    STILL_OPAQUE,
+    TRAIT_KINDS,
     DerivedRecord,
     DerivedSpec,
     DerivedStatus,
@@ -27,8 +29,9 @@ from pymager.domain import (
     OriginalStatus,
     Rendition,
     StoredFile,
+    Traits,
 )
-from pymager.errors import CorruptImage, ServiceUnavailable, UnsupportedImage
+from pymager.errors import CorruptImage, ServiceUnavailable, StorageFailed, UnsupportedImage
 from pymager.interfaces import (
     IBlobInventory,
     IBlobStore,
@@ -77,6 +80,10 @@ class FakeOriginalRepository:
 
     def set_status(self, image_id: ImageId, status: OriginalStatus, now: datetime) -> None:
         self._tables.originals[image_id] = replace(self._tables.originals[image_id], status=status)
+
+    def set_traits(self, image_id: ImageId, traits: Traits) -> None:
+        record = self._tables.originals[image_id]
+        self._tables.originals[image_id] = replace(record, original=replace(record.original, traits=traits))
 
     def remove(self, image_id: ImageId) -> None:
         self._tables.originals.pop(image_id, None)
@@ -254,6 +261,7 @@ class FakeBlobStore:
         # until it is set; ``digesting`` lists the final names whose digest was asked, in order.
         self.digest_gate: threading.Event | None = None
         self.digesting: list[str] = []
+        self.traits: dict[ImageId, Traits] = {}  # published traits, by id (they go with derived/<id>/)
 
     def open_original(self, image_id: ImageId, image_format: ImageFormat) -> StoredFile | None:
         return self._open(_original_name(image_id), image_format.mime_type)
@@ -273,7 +281,16 @@ class FakeBlobStore:
     def stage_derived(self, spec: DerivedSpec) -> FakeStagedFile:
         return FakeStagedFile(self, _derived_name(spec))
 
+    def published_traits(self, image_id: ImageId) -> Traits | None:
+        return self.traits.get(image_id)
+
+    def publish_traits(self, image_id: ImageId, traits: Traits) -> None:
+        if not self.writable:
+            raise StorageFailed("the data directory is not writable")
+        self.traits[image_id] = Traits.of_kind(traits.kind)
+
     def retire_derived(self, image_id: ImageId) -> FakeRetiredFiles | None:
+        self.traits.pop(image_id, None)
         prefix = f"derived/{image_id}/"
         moved = {name: data for name, data in self.files.items() if name.startswith(prefix)}
         if not moved:
@@ -346,9 +363,14 @@ class FakeInventory:
             self._store.retired.pop(leftover.name, None)
 
 
-def fake_image(image_format: ImageFormat = ImageFormat.JPEG, width: int = 40, height: int = 30) -> bytes:
-    """Bytes that FakeProcessor identifies as an image."""
-    return f"IMG:{image_format.value}:{width}x{height}:".encode() + b"pixels"
+def fake_image(
+    image_format: ImageFormat = ImageFormat.JPEG,
+    width: int = 40,
+    height: int = 30,
+    traits: Traits = STILL_OPAQUE,
+) -> bytes:
+    """Bytes that FakeProcessor identifies as an image (of ``traits``: an animation's alpha is not kept)."""
+    return f"IMG:{image_format.value}:{width}x{height}:{traits.kind}:".encode() + b"pixels"
 
 
 @implementer(IImageProcessor)
@@ -371,7 +393,9 @@ class FakeProcessor:
         if len(parts) < 4 or parts[0] != b"IMG":
             raise UnsupportedImage("not an image in an accepted format (JPEG, PNG, GIF, WebP, AVIF, HEIC)")
         width, height = (int(n) for n in parts[2].split(b"x"))
-        return ImageInfo(ImageFormat(parts[1].decode()), width, height, self.detected)
+        kind = parts[3].decode()
+        traits = Traits.of_kind(kind) if kind in TRAIT_KINDS else STILL_OPAQUE
+        return ImageInfo(ImageFormat(parts[1].decode()), width, height, self.detected, traits)
 
     def derive(self, source: BinaryIO, rendition: Rendition, out: BinaryIO) -> None:
         with self._lock:

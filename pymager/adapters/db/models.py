@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -69,6 +70,7 @@ class OriginalRow(Base):
     __table_args__ = (
         CheckConstraint("status IN ('ready', 'deleting')", name="status"),
         CheckConstraint("focus_x BETWEEN 0 AND 1 AND focus_y BETWEEN 0 AND 1", name="focus"),
+        CheckConstraint("(animated IS NULL) = (alpha IS NULL)", name="traits"),
     )
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -81,6 +83,10 @@ class OriginalRow(Base):
     # The focal point, fractions of the upright picture (originals stored before it existed: centre).
     focus_x: Mapped[float] = mapped_column(Float, server_default="0.5")
     focus_y: Mapped[float] = mapped_column(Float, server_default="0.5")
+    # Whether it animates and has transparency (what an ``auto`` URL's format is chosen from); NULL for
+    # originals stored before they were recorded, filled on their first ``auto`` request.
+    animated: Mapped[bool | None] = mapped_column(Boolean)
+    alpha: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -24,6 +24,7 @@ from pymager.domain import (
     OriginalRecord,
     OriginalStatus,
     Size,
+    Traits,
 )
 from pymager.interfaces import IDerivedRepository, IOriginalRepository
 
@@ -57,6 +58,7 @@ def _original_record(row: OriginalRow) -> OriginalRecord:
         checksum=row.checksum,
         created=row.created_at,
         focus=Focus(row.focus_x, row.focus_y),
+        traits=None if row.animated is None or row.alpha is None else Traits(row.animated, row.alpha),
     )
     return OriginalRecord(original=original, status=OriginalStatus(row.status))
 
@@ -98,10 +100,20 @@ class SqlOriginalRepository:
             "checksum": original.checksum,
             "focus_x": original.focus.x,
             "focus_y": original.focus.y,
+            "animated": None if original.traits is None else original.traits.animated,
+            "alpha": None if original.traits is None else original.traits.alpha,
             "created_at": original.created,
             "updated_at": original.created,
         }
         return _insert_ignoring_conflicts(self._session, OriginalRow, values)
+
+    def set_traits(self, image_id: ImageId, traits: Traits) -> None:
+        statement = (
+            update(OriginalRow)
+            .where(OriginalRow.id == str(image_id))
+            .values(animated=traits.animated, alpha=traits.alpha)
+        )
+        self._session.execute(statement)
 
     def set_status(self, image_id: ImageId, status: OriginalStatus, now: datetime) -> None:
         statement = (
