@@ -1,11 +1,12 @@
 """Decoding limits checked on the raw container, before any decoder sees the file.
 
-The scan walks the structure of a JPEG, PNG, GIF or WebP file (markers, chunks, blocks) without
-decompressing a pixel, and refuses, as ``DecodingLimit`` naming the limit, a file whose header declares
-too many pixels or too long a side (every GIF frame and WebP canvas included), too many animation
-frames or decoded animation pixels, a progressive JPEG with too many scans, or too much metadata
-(JPEG APPn/COM segments, PNG ancillary chunks counted decompressed, WebP EXIF/XMP/ICCP and unknown
-chunks, GIF comment/application/text extensions).
+The scan walks the structure of a JPEG, PNG, GIF, WebP, HEIF or AVIF file (markers, chunks, blocks,
+ISOBMFF boxes: ``pymager.adapters.isobmff``) without decompressing a pixel, and refuses, as
+``DecodingLimit`` naming the limit, a file whose header declares too many pixels or too long a side
+(every GIF frame, WebP canvas and HEIF/AVIF image or tile included), too many animation frames (or
+HEIF/AVIF items) or decoded animation pixels, a progressive JPEG with too many scans, or too much
+metadata (JPEG APPn/COM segments, PNG ancillary chunks counted decompressed, WebP EXIF/XMP/ICCP and
+unknown chunks, GIF comment/application/text extensions, HEIF/AVIF Exif and XMP items and ICC profiles).
 
 The scan only counts. A structure it cannot follow (truncation, garbage) ends the scan silently: the
 decoder then judges the file, so the scan and the decoder never disagree about what "corrupt" means.
@@ -18,6 +19,7 @@ import re
 import struct
 import zlib
 
+from pymager.adapters.isobmff import is_isobmff, scan_isobmff
 from pymager.domain import DecodeLimits
 from pymager.errors import DecodingLimit
 
@@ -76,6 +78,8 @@ def check_container(data: Buffer, limits: DecodeLimits) -> None:
         _scan_gif(data, _Scan(limits))
     elif view.startswith(b"RIFF") and view[8:12] == b"WEBP":
         _scan_webp(data, _Scan(limits))
+    elif is_isobmff(data):
+        scan_isobmff(data, _Scan(limits))
 
 
 def _scan_jpeg(data: Buffer, scan: _Scan) -> None:
