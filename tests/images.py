@@ -1,8 +1,9 @@
 """Deterministic test images, generated in code and returned as encoded bytes.
 
 Every generator is pure: the same arguments give the same bytes, and nothing touches the disk.
-``has_metadata`` inspects the raw container (JPEG segments, PNG chunks, RIFF chunks, GIF blocks) so a
-test can prove that a derived image carries no EXIF, XMP, comments or text.
+``has_metadata`` inspects the raw container (JPEG segments, PNG chunks, RIFF chunks, GIF blocks, the
+ISOBMFF ``meta`` box of AVIF and HEIF) so a test can prove that a derived image carries no EXIF, XMP,
+comments, text or (AVIF) ICC profile.
 """
 
 from __future__ import annotations
@@ -198,7 +199,9 @@ def _container_metadata(data: bytes) -> list[str]:
         return _webp_metadata(data)
     if data.startswith((b"GIF87a", b"GIF89a")):
         return _gif_metadata(data)
-    raise ValueError("not a JPEG, PNG, WebP or GIF")
+    if data[4:8] == b"ftyp":
+        return _isobmff_metadata(data)
+    raise ValueError("not a JPEG, PNG, WebP, GIF or ISOBMFF (AVIF, HEIF)")
 
 
 def _jpeg_metadata(data: bytes) -> list[str]:
@@ -276,6 +279,71 @@ def _skip_sub_blocks(data: bytes, pos: int) -> int:
     while pos < len(data) and data[pos] != 0:
         pos += 1 + data[pos]
     return pos + 1
+
+
+def _isobmff_metadata(data: bytes) -> list[str]:
+    """Exif and XMP items (``iinf``) and ICC colour properties (``colr`` of type ``prof``/``rICC``) in
+    the top-level ``meta`` box of an AVIF or HEIF file."""
+    found: list[str] = []
+    for kind, body in _boxes(data, 0, len(data)):
+        if kind != b"meta":
+            continue
+        for child, child_body in _boxes(data, body + 4, _box_end(data, body)):  # FullBox: 4 bytes
+            if child == b"iinf":
+                found.extend(_item_metadata(data, child_body))
+            elif child == b"iprp":
+                for prop, prop_body in _descendants(data, child_body, (b"ipco",)):
+                    if prop == b"colr" and data[prop_body : prop_body + 4] in (b"prof", b"rICC"):
+                        found.append("icc")
+    return found
+
+
+def _item_metadata(data: bytes, iinf: int) -> list[str]:
+    found = []
+    version = data[iinf]
+    first = iinf + 4 + (2 if version == 0 else 4)  # FullBox header, then the entry count
+    for kind, body in _boxes(data, first, _box_end(data, iinf)):
+        if kind != b"infe" or data[body] < 2:
+            continue
+        at = body + 4 + (2 if data[body] == 2 else 4) + 2  # item id, protection index
+        item_type = data[at : at + 4]
+        if item_type == b"Exif":
+            found.append("exif")
+        elif item_type == b"mime" and b"application/rdf+xml" in data[at + 4 : _box_end(data, body)]:
+            found.append("xmp")
+    return found
+
+
+def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int]]:
+    """The boxes from ``start`` to ``end`` as (kind, payload offset)."""
+    boxes = []
+    while start + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[start : start + 8])
+        header = 8
+        if size == 1:
+            (size,) = struct.unpack(">Q", data[start + 8 : start + 16])
+            header = 16
+        size = end - start if size == 0 else size
+        if size < header:
+            raise ValueError(f"an ISOBMFF box of {size} bytes at {start}")
+        boxes.append((kind, start + header))
+        start += size
+    return boxes
+
+
+def _box_end(data: bytes, body: int) -> int:
+    """The end of the box whose payload starts at ``body`` (a 32-bit size)."""
+    (size,) = struct.unpack(">I", data[body - 8 : body - 4])
+    return len(data) if size == 0 else body - 8 + size
+
+
+def _descendants(data: bytes, body: int, containers: tuple[bytes, ...]) -> list[tuple[bytes, int]]:
+    found = []
+    for kind, child in _boxes(data, body, _box_end(data, body)):
+        found.append((kind, child))
+        if kind in containers:
+            found.extend(_descendants(data, child, containers))
+    return found
 
 
 # --- hostile input -------------------------------------------------------------------------------
@@ -630,3 +698,4 @@ def _inverse(m: Any) -> list[list[float]]:
 
 def _solve(matrix: Any, vector: list[float]) -> list[float]:
     return _apply(_inverse(matrix), vector)
+
