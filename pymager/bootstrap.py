@@ -106,6 +106,10 @@ def build(settings: Settings) -> Components:
         settings.decode_limits,
         pad_colour=settings.pad_colour,
         detect_focus=settings.detect_focus,
+        webp_quality=settings.webp_quality,
+        avif_quality=settings.avif_quality,
+        avif_speed=settings.avif_speed,
+        max_derived_frames=settings.max_derived_frames,
     )
     metrics = PrometheusMetrics()
     locks = _generation_locks(settings, registry)

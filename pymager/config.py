@@ -46,6 +46,13 @@ class Settings:
     max_jpeg_scans: int = DecodeLimits.max_jpeg_scans
     max_metadata_bytes: int = DecodeLimits.max_metadata_bytes
     jpeg_quality: int = 85
+    # Chosen by measurement (benchmarks/formats.py, benchmarks/README.md): at these, WebP and AVIF keep
+    # at least the default JPEG's quality (SSIM), AVIF in at most 0.8 of its bytes and 10 x its time.
+    webp_quality: int = 90
+    avif_quality: int = 70
+    avif_speed: int = 10
+    # Frames an animated derived image may have; None: max_frames (every accepted upload animates).
+    max_derived_frames: int | None = None
     pad_colour: tuple[int, int, int] = (255, 255, 255)
     detect_focus: bool = True
     cache_control_original: str = "public, max-age=86400"
@@ -140,6 +147,13 @@ def _quality(text: str) -> int:
     return value
 
 
+def _avif_speed(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 10:
+        raise ValueError("must be between 0 (slowest, smallest) and 10 (fastest)")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -226,6 +240,10 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "max_jpeg_scans": _positive_int,
         "max_metadata_bytes": _positive_int,
         "jpeg_quality": _quality,
+        "webp_quality": _quality,
+        "avif_quality": _quality,
+        "avif_speed": _avif_speed,
+        "max_derived_frames": _positive_int,
         "pad_colour": _colour,
         "detect_focus": _boolean,
         "cache_control_original": _text,

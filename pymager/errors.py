@@ -135,6 +135,23 @@ class DecodingLimit(PymagerError):
         self.limit = limit
 
 
+class TooManyFrames(PymagerError):
+    """An animated derived image of an original with more frames than ``max_derived_frames``. Refused
+    rather than cut short: a derived image is kept once made, and a truncated animation would outlive
+    a raised limit. The still formats (the first frame) are still served."""
+
+    title = "Too many frames to animate"
+
+    def __init__(self, frames: int, limit: int, format_name: str) -> None:
+        super().__init__(
+            f"the original has {frames} frames; at most {limit} are derived as an animated "
+            f"{format_name} (max_derived_frames); "
+            "a .jpg or .png of its first frame is served"
+        )
+        self.frames = frames
+        self.limit = limit
+
+
 class UploadTooLarge(PymagerError):
     title = "Upload too large"
 

@@ -11,6 +11,10 @@ A derivation is one list of steps, each in its own module of ``pymager.adapters.
 7. colour      the embedded ICC profile to sRGB, on the small result (``colour``)
 8. pad         centre on the canvas (``output``)
 9. encode      to what the format stores, without metadata or profile (``output``)
+
+An animated original asked as GIF, WebP or AVIF keeps every frame: steps 4 to 8 run on each frame in
+turn as the encoder asks for it (``animation``), with the first frame's geometry. JPEG and PNG get the
+first frame.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import BinaryIO
 from PIL import Image, ImageFile
 from zope.interface import implementer
 
-from pymager.adapters.imaging import colour, geometry, modes, orientation, output
+from pymager.adapters.imaging import animation, colour, geometry, modes, orientation, output
 from pymager.adapters.imaging.decoding import (
     DERIVE_DECODER_BLOCK,
     IDENTIFY_DECODER_BLOCK,
@@ -33,6 +37,7 @@ from pymager.adapters.imaging.decoding import (
     verify_png,
 )
 from pymager.domain import DecodeLimits, Focus, ImageFormat, ImageInfo, Rendition
+from pymager.errors import TooManyFrames
 from pymager.interfaces import IImageProcessor
 
 # Resize first by an integer factor down to at most this many times the final size, then resample.
@@ -54,11 +59,18 @@ class PillowProcessor:
         limits: DecodeLimits | None = None,
         pad_colour: tuple[int, int, int] = (255, 255, 255),
         detect_focus: bool = True,
+        *,
+        webp_quality: int = output.Encoding.webp_quality,
+        avif_quality: int = output.Encoding.avif_quality,
+        avif_speed: int = output.Encoding.avif_speed,
+        max_derived_frames: int | None = None,
     ) -> None:
-        self.jpeg_quality = jpeg_quality
+        self.encoding = output.Encoding(jpeg_quality, webp_quality, avif_quality, avif_speed)
         self.limits = limits or DecodeLimits()
         self.pad_colour = pad_colour
         self.detect_focus = detect_focus
+        # An animation longer than this is refused as an animated format (TooManyFrames).
+        self.max_derived_frames = self.limits.max_frames if max_derived_frames is None else max_derived_frames
 
     def identify(self, source: BinaryIO) -> ImageInfo:
         check_whole_container(source, self.limits)
@@ -80,20 +92,74 @@ class PillowProcessor:
 
     def derive(self, source: BinaryIO, rendition: Rendition, out: BinaryIO) -> None:
         with open_image(source, self.limits, DERIVE_DECODER_BLOCK) as image:
-            original = image.size
+            image_format = ImageFormat(image.format)
+            count = animation.frame_count(image) if rendition.format.animates else 1
+            if count > self.max_derived_frames:
+                raise TooManyFrames(count, self.max_derived_frames, rendition.format.value)
             profile = colour.embedded_profile(image)
-            with decoding(ImageFormat(image.format)):
+            keep_cmyk = count == 1 and colour.converts_cmyk(image, profile)
+            with decoding(image_format):
                 exif_orientation = _load_first_frame(image, rendition)
-                picture = modes.working_copy(image, keep_cmyk=colour.converts_cmyk(image, profile))
-            resize = geometry.plan(rendition, original, picture.size, exif_orientation)
-            picture = picture.resize(
-                resize.size, Image.Resampling.LANCZOS, box=resize.box, reducing_gap=REDUCING_GAP
-            )
-        picture = orientation.upright(picture, exif_orientation)
-        picture = colour.to_srgb(picture, profile)
-        picture = output.pad(picture, resize.canvas, rendition.format, self.pad_colour)
-        picture = output.for_output(picture, rendition.format)
-        output.encode(picture, rendition.format, self.jpeg_quality, out)
+                picture = modes.working_copy(image, keep_cmyk=keep_cmyk)
+            alpha = picture.mode in ("LA", "RGBA")
+            steps = _FrameSteps(self, rendition, image.size, exif_orientation, profile)
+            if count == 1:
+                first = steps.resize(picture)
+            else:
+                first = steps.finish(steps.resize(_animation_mode(picture, alpha)))
+                durations = animation.Durations(count)
+                durations.record(0, image.info.get("duration", 0))
+                loop = animation.loop_count(image)
+
+                def make(frame: Image.Image) -> Image.Image:
+                    return steps.finish(steps.resize(_animation_mode(modes.working_copy(frame), alpha)))
+
+                frames = animation.Frames(image, count, make, durations)
+                plan = output.Animation(durations, loop, alpha)
+                output.encode(first, rendition.format, self.encoding, out, frames, plan)
+                return
+        output.encode(steps.finish(first), rendition.format, self.encoding, out)
+
+
+class _FrameSteps:
+    """Steps 5 to 8 with what one derivation decided: the resize and what follows it, for a still or
+    for each frame of an animation."""
+
+    def __init__(
+        self,
+        processor: PillowProcessor,
+        rendition: Rendition,
+        original: tuple[int, int],
+        exif_orientation: int,
+        profile: colour.Profile | None,
+    ) -> None:
+        self.rendition = rendition
+        self.original = original
+        self.orientation = exif_orientation
+        self.profile = profile
+        self.pad_colour = processor.pad_colour
+
+    def resize(self, picture: Image.Image) -> Image.Image:
+        """The one resize (while the original is open: the pixels may still be its decoder's)."""
+        self.plan = geometry.plan(self.rendition, self.original, picture.size, self.orientation)
+        return picture.resize(
+            self.plan.size, Image.Resampling.LANCZOS, box=self.plan.box, reducing_gap=REDUCING_GAP
+        )
+
+    def finish(self, picture: Image.Image) -> Image.Image:
+        """Orient, to sRGB, pad, and convert to what the format stores."""
+        picture = orientation.upright(picture, self.orientation)
+        picture = colour.to_srgb(picture, self.profile)
+        picture = output.pad(picture, self.plan.canvas, self.rendition.format, self.pad_colour)
+        return output.for_output(picture, self.rendition.format)
+
+
+def _animation_mode(picture: Image.Image, alpha: bool) -> Image.Image:
+    """One mode for every frame (a GIF's first frame is a palette, the next ones RGB or RGBA): RGBA
+    when the first frame has transparency, else RGB (grey too: the savers take the first frame's
+    mode for all, and the AVIF saver looks at every frame when the first is grey)."""
+    mode = "RGBA" if alpha else "RGB"
+    return picture if picture.mode == mode else picture.convert(mode)
 
 
 def _load_first_frame(image: ImageFile.ImageFile, rendition: Rendition) -> int:

@@ -67,6 +67,8 @@ def test_load_settings_shipped_ini_gives_documented_defaults() -> None:
     assert settings.max_dimension == 4096
     assert settings.max_upload_bytes == 52428800
     assert settings.jpeg_quality == 85
+    assert (settings.webp_quality, settings.avif_quality, settings.avif_speed) == (90, 70, 10)
+    assert settings.max_derived_frames is None  # the processor takes max_frames
     assert settings.cache_control_original == "public, max-age=86400"
     assert settings.cache_control_derived == "public, max-age=86400"
     assert settings.generation_timeout == 60.0
@@ -94,6 +96,10 @@ def test_load_settings_reads_every_key(tmp_path: Path) -> None:
         "max_dimension = 2000\n"
         "max_upload_bytes = 1024\n"
         "jpeg_quality = 70\n"
+        "webp_quality = 75\n"
+        "avif_quality = 40\n"
+        "avif_speed = 0\n"
+        "max_derived_frames = 50\n"
         "cache_control_original = no-cache\n"
         "cache_control_derived = public, max-age=60\n"
         "generation_timeout = 2.5\n"
@@ -111,6 +117,8 @@ def test_load_settings_reads_every_key(tmp_path: Path) -> None:
     assert settings.max_dimension == 2000
     assert settings.max_upload_bytes == 1024
     assert settings.jpeg_quality == 70
+    assert (settings.webp_quality, settings.avif_quality, settings.avif_speed) == (75, 40, 0)
+    assert settings.max_derived_frames == 50
     assert settings.cache_control_original == "no-cache"
     assert settings.cache_control_derived == "public, max-age=60"
     assert settings.generation_timeout == 2.5
@@ -251,6 +259,14 @@ def test_load_settings_keys_are_case_insensitive_and_values_stripped(tmp_path: P
         ("pymager", "jpeg_quality", "0"),
         ("pymager", "jpeg_quality", "101"),
         ("pymager", "jpeg_quality", "high"),
+        ("pymager", "webp_quality", "0"),
+        ("pymager", "webp_quality", "lossless"),
+        ("pymager", "avif_quality", "101"),
+        ("pymager", "avif_speed", "11"),
+        ("pymager", "avif_speed", "-1"),
+        ("pymager", "avif_speed", "fast"),
+        ("pymager", "max_derived_frames", "0"),
+        ("pymager", "max_derived_frames", "all"),
         ("pymager", "allowed_sizes", "10by10"),
         ("pymager", "allowed_sizes", "100x100, 0x5"),
         ("pymager", "allowed_sizes", "100x100, -5x5"),

@@ -6,6 +6,8 @@ browser assumes of an untagged image.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from PIL import Image
@@ -14,8 +16,34 @@ from pymager.domain import ImageFormat
 
 WHITE = 255
 # Formats with transparency (GIF's is one palette index), where pad leaves the margins clear.
-_ALPHA_FORMATS = frozenset({ImageFormat.PNG, ImageFormat.WEBP, ImageFormat.GIF})
+_ALPHA_FORMATS = frozenset({ImageFormat.PNG, ImageFormat.WEBP, ImageFormat.GIF, ImageFormat.AVIF})
 _TRANSPARENT_INDEX = 255
+# One encoder thread per AVIF: the server already runs one generation per core at once
+# (max_concurrent_generations), so more threads per encode only contend for the same cores, and a
+# busy server would see each generation's time vary with its neighbours' (benchmarks/README.md).
+AVIF_THREADS = 1
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How hard each lossy encoder works: the ``*_quality`` settings (1-100) and ``avif_speed`` (aom's
+    speed, 0 slowest and smallest to 10 fastest); each default measured by ``benchmarks/formats.py``."""
+
+    jpeg_quality: int = 85
+    webp_quality: int = 85
+    avif_quality: int = 60
+    avif_speed: int = 8
+
+
+@dataclass(frozen=True)
+class Animation:
+    """What an animated result keeps of its original: each frame's duration (ms, read as the encoder
+    reaches the frame), the loop count (0: forever; None: the original plays once) and whether the
+    frames have transparency (a GIF then clears each frame before the next)."""
+
+    durations: Sequence[int]
+    loop: int | None
+    alpha: bool
 
 
 def pad(
@@ -50,25 +78,54 @@ def for_output(image: Image.Image, image_format: ImageFormat) -> Image.Image:
         return _flatten(image) if has_alpha else image
     if image_format is ImageFormat.WEBP:
         return image.convert("RGBA" if has_alpha else "RGB") if image.mode in ("L", "LA") else image
+    if image_format is ImageFormat.AVIF:  # grey stays grey (one plane); grey with alpha needs RGBA
+        return image.convert("RGBA") if image.mode == "LA" else image
     if image_format is ImageFormat.GIF:
         return _palette(image)
     return image
 
 
-def encode(image: Image.Image, image_format: ImageFormat, quality: int, out: BinaryIO) -> None:
-    """Write ``image`` (as ``for_output`` made it) to ``out``, with no metadata and no profile."""
+def encode(
+    image: Image.Image,
+    image_format: ImageFormat,
+    encoding: Encoding,
+    out: BinaryIO,
+    frames: Image.Image | None = None,
+    animation: Animation | None = None,
+) -> None:
+    """Write ``image`` (as ``for_output`` made it) to ``out``, with no metadata and no profile; with
+    ``frames`` (the frames after it, produced as the encoder asks) and ``animation``, as an animation."""
     transparency = image.info.get("transparency")
     image.info.clear()  # resize/convert copy .info (EXIF, XMP, comments, text, ICC): write none of it
     params: dict[str, Any] = {}
     if image_format is ImageFormat.JPEG:
-        params.update(quality=quality, optimize=True)
+        params.update(quality=encoding.jpeg_quality, optimize=True)
     elif image_format is ImageFormat.PNG:
         params.update(compress_level=6)
     elif image_format is ImageFormat.WEBP:
-        params.update(quality=quality)
+        params.update(quality=encoding.webp_quality)
+    elif image_format is ImageFormat.AVIF:
+        params.update(quality=encoding.avif_quality, speed=encoding.avif_speed, max_threads=AVIF_THREADS)
     elif isinstance(transparency, int):  # the palette index _palette chose, never a colour key
         params.update(transparency=transparency)
+    if frames is not None and animation is not None:
+        params.update(_animation_params(image_format, frames, animation))
     image.save(out, image_format.value, **params)
+
+
+def _animation_params(image_format: ImageFormat, frames: Image.Image, animation: Animation) -> dict[str, Any]:
+    """The savers' options for an animation: Pillow's GIF, WebP and AVIF savers each iterate
+    ``append_images`` frame by frame and read ``duration[index]`` once they have that frame."""
+    params: dict[str, Any] = {"save_all": True, "append_images": [frames], "duration": animation.durations}
+    if image_format is ImageFormat.GIF:
+        if animation.alpha:
+            params["disposal"] = 2  # clear to transparent: a frame's clear pixels must not show the last
+        if animation.loop is not None:
+            params["loop"] = animation.loop
+    elif image_format is ImageFormat.WEBP:
+        params["loop"] = 1 if animation.loop is None else animation.loop
+    # AVIF: Pillow's saver takes no loop count; libavif writes the sequence as repeating forever.
+    return params
 
 
 def _flatten(image: Image.Image) -> Image.Image:
