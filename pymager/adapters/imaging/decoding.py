@@ -29,8 +29,21 @@ ACCEPTED_NAMES = "JPEG, PNG, GIF, WebP, AVIF, HEIC"
 pillow_heif.register_heif_opener(thumbnails=False)
 _HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
-# What Pillow's decoders raise on bad data (there is no common base class).
-DECODE_ERRORS = (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, EOFError, struct.error)
+# What Pillow's decoders raise on bad data (there is no common base class). libavif (Pillow's AVIF
+# plugin) and libheif (pillow-heif) report a failed decode as RuntimeError, and Pillow's AVIF plugin
+# divides by a sequence's timescale, 0 in a broken file.
+DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    TypeError,
+    IndexError,
+    KeyError,
+    EOFError,
+    struct.error,
+    RuntimeError,
+    ZeroDivisionError,
+)
 DECODE_ERRORS_WITH_ZLIB = (*DECODE_ERRORS, zlib.error)
 # How much of the file Pillow hands its decoder per call. Between calls it takes the GIL back, and
 # while other threads run Python each take waits up to the interpreter's switch interval, so small
