@@ -699,3 +699,108 @@ def _inverse(m: Any) -> list[list[float]]:
 def _solve(matrix: Any, vector: list[float]) -> list[float]:
     return _apply(_inverse(matrix), vector)
 
+
+# -- HEIF and AVIF (ISOBMFF boxes) ----------------------------------------------------------------
+
+# Boxes whose payload is more boxes, and the bytes before the first child (a FullBox's version and
+# flags; ``iinf``'s entry count, for its version 0).
+_ISOBMFF_CONTAINERS = {
+    b"meta": 4,
+    b"iinf": 6,
+    b"iprp": 0,
+    b"ipco": 0,
+    b"moov": 0,
+    b"trak": 0,
+    b"mdia": 0,
+    b"minf": 0,
+    b"stbl": 0,
+}
+
+
+def avif(width: int = 40, height: int = 30, *, mode: str = "RGB", frames: int = 1, **params: Any) -> bytes:
+    """An AVIF gradient made by Pillow (RGBA: alpha 128); with ``frames`` > 1 an image sequence."""
+    image = gradient(width, height).convert(mode)
+    if mode == "RGBA":
+        image.putalpha(128)
+    others = [gradient(width, height).rotate(90 * i).convert(mode) for i in range(1, frames)]
+    return encode(image, "AVIF", save_all=frames > 1, append_images=others, **params)
+
+
+def heic(width: int = 40, height: int = 30, *, mode: str = "RGB", tile: int = 0, **params: Any) -> bytes:
+    """A HEIC gradient made by pillow-heif (RGBA: alpha 128); with ``tile`` a grid of tiles that size."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    image = gradient(width, height).convert(mode)
+    if mode == "RGBA":
+        image.putalpha(128)
+    pillow_heif.options.GRID_TILE_SIZE = tile
+    try:
+        return encode(image, "HEIF", **params)
+    finally:
+        pillow_heif.options.GRID_TILE_SIZE = 0
+
+
+def isobmff_boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
+    """Every box of ``data`` (children after their parent) as (kind, payload start, end)."""
+    end = len(data) if end is None else end
+    boxes = []
+    while start + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[start : start + 8])
+        size = end - start if size == 0 else size
+        boxes.append((kind, start + 8, start + size))
+        if kind in _ISOBMFF_CONTAINERS:
+            skip = 8 if kind == b"iinf" and data[start + 8] else _ISOBMFF_CONTAINERS[kind]
+            boxes.extend(isobmff_boxes(data, start + 8 + skip, start + size))
+        start += size
+    return boxes
+
+
+def isobmff_patch(data: bytes, kind: bytes, at: int, value: bytes, *, nth: int | None = None) -> bytes:
+    """``data`` with ``value`` written ``at`` bytes into the payload of every box of ``kind`` (or only
+    the ``nth``): a real file whose header then declares what a test needs."""
+    patched = bytearray(data)
+    found = [body for box_kind, body, _ in isobmff_boxes(data) if box_kind == kind]
+    assert found, f"no {kind!r} box"
+    for body in found if nth is None else [found[nth]]:
+        patched[body + at : body + at + len(value)] = value
+    return bytes(patched)
+
+
+def box(kind: bytes, *children: bytes, version: int | None = None, flags: int = 0) -> bytes:
+    """An ISOBMFF box of ``children`` (bytes); a FullBox when ``version`` is given."""
+    body = b"".join(children)
+    if version is not None:
+        body = struct.pack(">I", version << 24 | flags) + body
+    return struct.pack(">I4s", 8 + len(body), kind) + body
+
+
+def ispe(width: int, height: int) -> bytes:
+    return box(b"ispe", struct.pack(">II", width, height), version=0)
+
+
+def heif_items(*types: bytes) -> bytes:
+    """An ``iinf`` box of items 1, 2 … of ``types`` (``b"hvc1"``, ``b"grid"``, ``b"Exif"``, ``b"mime"``)."""
+    entries = [
+        box(b"infe", struct.pack(">HH4s", item_id, 0, kind), b"\0", version=2)
+        for item_id, kind in enumerate(types, start=1)
+    ]
+    return box(b"iinf", struct.pack(">H", len(entries)), *entries, version=0)
+
+
+def heif_locations(*items: tuple[int, int, list[tuple[int, int]]]) -> bytes:
+    """An ``iloc`` box (version 1, 32-bit offsets and lengths, no base offset) of (item id,
+    construction method, [(offset, length), …])."""
+    body = [struct.pack(">BBH", 0x44, 0x00, len(items))]
+    for item_id, method, extents in items:
+        body.append(struct.pack(">HHHH", item_id, method, 0, len(extents)))
+        body.extend(struct.pack(">II", offset, length) for offset, length in extents)
+    return box(b"iloc", *body, version=1)
+
+
+def heif_file(*meta: bytes, brand: bytes = b"heic", after: bytes = b"") -> bytes:
+    """A HEIF file: ``ftyp`` of ``brand``, a ``meta`` box of a picture handler and ``meta`` boxes,
+    then ``after`` (e.g. an ``mdat``)."""
+    handler = box(b"hdlr", struct.pack(">I4s12x", 0, b"pict"), b"\0", version=0)
+    ftyp = box(b"ftyp", brand, struct.pack(">I", 0), b"mif1", brand)
+    return ftyp + box(b"meta", handler, *meta, version=0) + after
