@@ -8,6 +8,7 @@ import http.client
 import io
 import random
 import socket
+import struct
 from collections.abc import Callable
 
 import pytest
@@ -62,6 +63,23 @@ def _gif_truncated() -> bytes:
 
 def _random(seed: int, size: int) -> bytes:
     return random.Random(seed).randbytes(size)
+
+
+def _avif_sequence_declaring(width: int, height: int, frames: int) -> bytes:
+    """A real AVIF sequence whose track header declares ``width`` x ``height`` (16.16 fixed point)
+    and whose sample size table declares ``frames`` frames."""
+    sized = struct.pack(">II", width << 16, height << 16)
+    data = images.isobmff_patch(images.avif(frames=3), b"tkhd", 88, sized)
+    return images.isobmff_patch(data, b"stsz", 8, struct.pack(">I", frames))
+
+
+def _av1_overwritten() -> bytes:
+    data = images.avif()
+    body = next(body for kind, body, _ in images.isobmff_boxes(data) if kind == b"mdat")
+    return data[:body] + b"\xff" * 8 + data[body + 8 :]
+
+
+_HUGE_ISPE = struct.pack(">II", 100_000, 100_000)
 
 
 MAX_PIXELS = r"at most 50000000 pixels are accepted \(max_pixels\)"
@@ -227,6 +245,71 @@ UPLOADS: list[tuple[str, Callable[[], bytes], str, str]] = [
     ("php-as-jpg", lambda: b"<?php system($_GET['c']); ?>", NOT_IMAGE, UNSUPPORTED),
     ("zip-as-jpg", lambda: b"PK\x03\x04" + b"\x00" * 60, NOT_IMAGE, UNSUPPORTED),
     ("jpeg-magic-then-html", lambda: b"\xff\xd8\xff<html><script>alert(1)</script>", BROKEN, ""),
+    # HEIF and AVIF: real files whose boxes declare what the decoders must not be handed
+    (
+        "avif-ispe-10-gigapixels",
+        lambda: images.isobmff_patch(images.avif(), b"ispe", 4, _HUGE_ISPE),
+        LIMIT,
+        "10000000000 pixels",
+    ),
+    (
+        "heic-ispe-10-gigapixels",
+        lambda: images.isobmff_patch(images.heic(), b"ispe", 4, _HUGE_ISPE),
+        LIMIT,
+        MAX_PIXELS,
+    ),
+    (
+        "heic-ispe-long-side",
+        lambda: images.isobmff_patch(images.heic(), b"ispe", 4, struct.pack(">II", 30_000, 10)),
+        LIMIT,
+        MAX_SIDE,
+    ),
+    (
+        "heic-grid-output-100-megapixels",
+        lambda: images.isobmff_patch(images.heic(160, 120, tile=64), b"idat", 4, b"\x27\x10\x27\x10"),
+        LIMIT,
+        MAX_PIXELS,
+    ),
+    (
+        "heic-grid-of-65536-tiles",
+        lambda: images.isobmff_patch(images.heic(160, 120, tile=64), b"idat", 2, b"\xff\xff"),
+        LIMIT,
+        r"65536 grid tiles.*\(max_frames\)",
+    ),
+    (
+        "heic-1001-items",
+        lambda: images.heif_file(images.heif_items(*[b"hvc1"] * 1001)),
+        LIMIT,
+        r"1001 items.*\(max_frames\)",
+    ),
+    (
+        "avif-sequence-declaring-100000-frames",
+        lambda: _avif_sequence_declaring(40, 30, 100_000),
+        LIMIT,
+        r"100000 frames.*\(max_frames\)",
+    ),
+    (
+        "avif-sequence-100-frames-of-4-megapixels",
+        lambda: _avif_sequence_declaring(2_000, 2_000, 100),
+        LIMIT,
+        r"\(max_animation_pixels\)",
+    ),
+    ("avif-truncated-half", lambda: images.avif(mode="RGBA")[:200], BROKEN, CORRUPT),
+    ("avif-sequence-truncated", lambda: images.avif(frames=3)[:-40], BROKEN, CORRUPT),
+    ("heic-truncated-half", lambda: images.heic(mode="RGBA")[:400], BROKEN, CORRUPT),
+    ("avif-av1-data-overwritten", _av1_overwritten, BROKEN, CORRUPT),
+    (
+        "avif-sequence-timescale-0",
+        lambda: images.isobmff_patch(images.avif(frames=3), b"mdhd", 20, b"\0\0\0\0"),
+        BROKEN,
+        CORRUPT,
+    ),
+    (
+        "heic-ftyp-then-garbage",
+        lambda: images.box(b"ftyp", b"heic\0\0\0\0mif1") + _random(5, 2048),
+        BROKEN,
+        CORRUPT,
+    ),
 ]
 
 
