@@ -2,8 +2,9 @@
 
 What a HEIF/AVIF header declares, and the limit it is checked against:
 
-* every ``ispe`` property (the size of an image, a tile, an alpha plane, a thumbnail) and a ``grid``
-  item's output size: ``max_pixels`` and ``max_image_side``;
+* every ``ispe`` property (the size of an image, a tile, an alpha plane, a thumbnail) and the output
+  size of a ``grid`` or ``iovl`` (overlay) item, read from its data: ``max_pixels`` and
+  ``max_image_side`` (libavif trusts a lying ``ispe`` and allocates what it says);
 * the ``iinf`` item count and a grid's tile count: ``max_frames``. Each item is a picture (or a
   tile of one, or its metadata) that the decoder parses and may decode, as each frame of an
   animation is; a HEIC straight from a phone has well under a hundred;
@@ -49,6 +50,7 @@ BRANDS = frozenset(
     }
 )
 _METADATA_ITEMS = frozenset({b"Exif", b"mime"})
+_DERIVED_ITEMS = frozenset({b"grid", b"iovl"})  # pictures drawn from others, on a canvas they declare
 _ICC_COLOUR_TYPES = frozenset({b"prof", b"rICC"})
 _SAMPLE_TABLE_PATH = (b"minf", b"stbl")
 _PICTURES = frozenset({b"pict", b"vide", b"auxv"})  # track handlers of colour and alpha pictures
@@ -158,12 +160,13 @@ def _scan_meta(data: Buffer, meta: _Box, counter: Counter) -> None:
         spans = [(base + offset, base + offset + length if length else end) for offset, length in extents]
         if item_type in _METADATA_ITEMS:
             counter.add_metadata(sum(max(0, min(stop, end) - start) for start, stop in spans))
-        elif item_type == b"grid" and spans:
-            _check_grid(data, spans[0][0], min(spans[0][1], end), limits)
+        elif item_type in _DERIVED_ITEMS and spans:
+            _check_canvas(data, item_type, spans[0][0], min(spans[0][1], end), limits)
 
 
 def _item_types(data: Buffer, iinf: _Box, limits: DecodeLimits) -> dict[int, bytes]:
-    """Check the item count; return the types of the items whose data the scan reads (metadata, grids)."""
+    """Check the item count; return the types of the items whose data the scan reads (metadata,
+    grids, overlays)."""
     version = _uint(data, iinf.body, 1, iinf.end)
     count = _uint(data, iinf.body + 4, 2 if version == 0 else 4, iinf.end)
     _check_items(count, "items (pictures, tiles, metadata)", limits)
@@ -179,7 +182,7 @@ def _item_types(data: Buffer, iinf: _Box, limits: DecodeLimits) -> dict[int, byt
         item_id = _uint(data, infe.body + 4, id_size, infe.end)
         type_at = infe.body + 4 + id_size + 2  # after the protection index
         item_type = bytes(data[type_at : min(type_at + 4, infe.end)])
-        if item_type in _METADATA_ITEMS or item_type == b"grid":
+        if item_type in _METADATA_ITEMS or item_type in _DERIVED_ITEMS:
             types[item_id] = item_type
     return types
 
@@ -232,13 +235,18 @@ def _locations(data: Buffer, iloc: _Box) -> Iterator[tuple[int, int, list[tuple[
         yield item_id, method, extents
 
 
-def _check_grid(data: Buffer, start: int, stop: int, limits: DecodeLimits) -> None:
-    """Check a grid's tile count and output size, read from its ImageGrid data."""
+def _check_canvas(data: Buffer, kind: bytes, start: int, stop: int, limits: DecodeLimits) -> None:
+    """Check a grid's tile count and a grid's or overlay's output size, from its ImageGrid or
+    ImageOverlay data (version, flags: bit 0 for 32-bit sizes, then the rows and columns of a grid,
+    or an overlay's four 16-bit fill values)."""
     flags = _uint(data, start + 1, 1, stop)
-    rows, columns = _uint(data, start + 2, 1, stop) + 1, _uint(data, start + 3, 1, stop) + 1
-    _check_items(rows * columns, f"grid tiles ({rows}x{columns})", limits)
+    at = start + 10
+    if kind == b"grid":
+        rows, columns = _uint(data, start + 2, 1, stop) + 1, _uint(data, start + 3, 1, stop) + 1
+        _check_items(rows * columns, f"grid tiles ({rows}x{columns})", limits)
+        at = start + 4
     field = 4 if flags & 1 else 2
-    limits.check_size(_uint(data, start + 4, field, stop), _uint(data, start + 4 + field, field, stop))
+    limits.check_size(_uint(data, at, field, stop), _uint(data, at + field, field, stop))
 
 
 def _scan_track(data: Buffer, trak: _Box, limits: DecodeLimits) -> None:

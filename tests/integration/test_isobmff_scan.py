@@ -134,6 +134,12 @@ def _sequence(width: int = 40, height: int = 30, frames: int | None = None) -> b
     return data if frames is None else images.isobmff_patch(data, b"stsz", 8, struct.pack(">I", frames))
 
 
+def _overlay(overlay: bytes) -> bytes:
+    """A HEIF whose item 1 is an overlay of the ImageOverlay data ``overlay`` (in ``idat``)."""
+    location = images.heif_locations((1, 1, [(0, len(overlay))]))
+    return images.heif_file(images.heif_items(b"iovl", b"hvc1"), images.box(b"idat", overlay), location)
+
+
 _HUGE_ISPE = struct.pack(">II", 100_000, 100_000)
 _LONG_ISPE = struct.pack(">II", 30_000, 10)
 _HEIC_EXIF = images.heic(exif=_exif(5000))
@@ -182,6 +188,18 @@ REFUSED: dict[str, tuple[Callable[[], bytes], dict[str, int], str, str]] = {
             images.box(b"idat", struct.pack(">BBBBII", 0, 1, 0, 0, 30_000, 100)),
             images.heif_locations((1, 1, [(0, 12)])),
         ),
+        {},
+        "max_image_side",
+        "30000x100",
+    ),
+    "heif-overlay-canvas-over-pixels": (
+        lambda: _overlay(struct.pack(">BB4HHH", 0, 0, 0, 0, 0, 0, 10_000, 10_000)),
+        {},
+        "max_pixels",
+        "10000x10000",
+    ),
+    "heif-overlay-32-bit-canvas-over-side": (
+        lambda: _overlay(struct.pack(">BB4HII", 0, 1, 0, 0, 0, 0, 30_000, 100)),
         {},
         "max_image_side",
         "30000x100",
