@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import formats
 from benchmarks.machine import PROBE_RUNS
 
 
@@ -88,6 +89,36 @@ TARGETS = (
         1000,
         True,
     ),
+    Target(
+        "avif_1024_encode_over_jpeg",
+        "encode a 1024x768 photo at the defaults, AVIF / JPEG (medians, median over photos)",
+        10,
+        True,
+    ),
+    Target(
+        "avif_bytes_over_jpeg_at_defaults",
+        "AVIF / JPEG bytes at the defaults, worst corpus photo at 1024x768 and 200x200",
+        0.8,
+        True,
+    ),
+    Target(
+        "avif_ssim_over_jpeg_at_defaults",
+        "AVIF / JPEG SSIM against the un-encoded picture at the defaults, worst photo and size",
+        1.0,
+        False,
+    ),
+    Target(
+        "webp_ssim_over_jpeg_at_defaults",
+        "WebP / JPEG SSIM against the un-encoded picture at the defaults, worst photo and size",
+        1.0,
+        False,
+    ),
+    Target(
+        "animation_300f_rss_mb",
+        "peak RSS above idle, 300-frame 500x500 GIF → 200x200 WebP, own process (MB)",
+        60,
+        True,
+    ),
 )
 
 
@@ -126,6 +157,8 @@ def ratios(figures: dict[str, Any]) -> dict[str, float | None]:
         "hit_p99_during_cold_flood_ms": figures["cold_flood"]["hits"]["p99_ms"],
         "cold_flood_arrival_stall_ms": figures["cold_flood"]["arrival_stall_ms"],
         "apache_request_with_200_slow_clients_ms": figures.get("apache_slow_clients", {}).get("slowest_ms"),
+        **formats.ratios(figures.get("formats", {}).get("quality", {})),
+        "animation_300f_rss_mb": figures.get("formats", {}).get("animation_rss", {}).get("rss_above_idle_mb"),
     }
 
 
@@ -244,9 +277,44 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {key.removesuffix('_ms')} | " + ", ".join(f"{k} {v}" for k, v in row.items()) + " |"
             )
     lines += ["", "## Cold flood and slow clients", "", *_flood_and_slow(figures)]
+    if "formats" in figures:
+        lines += ["", "## Derived formats and animations", "", *_formats(figures["formats"])]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
+
+
+def _formats(figures: dict[str, Any]) -> list[str]:
+    quality = figures["quality"]
+    settings = ", ".join(f"{key} {value}" for key, value in quality["defaults"].items())
+    lines = [
+        f"At the defaults ({settings}); SSIM against the un-encoded resized picture; encode ms the median "
+        f"of {quality['runs']} interleaved runs.",
+        "",
+        "| picture | format | bytes | SSIM | encode ms |",
+        "|---|---|---|---|---|",
+    ]
+    for picture, row in quality["pictures"].items():
+        for name, cell in row.items():
+            lines.append(f"| {picture} | {name} | {cell['bytes']} | {cell['ssim']} | {cell['encode_ms']} |")
+    rss = figures["animation_rss"]
+    lines += [
+        "",
+        f"- {rss['frames']}-frame {rss['side']}x{rss['side']} GIF → {rss['out_side']}x{rss['out_side']} "
+        f"WebP in its own process: RSS {rss['idle_rss_mb']} MB idle, peak {rss['peak_rss_mb']} MB "
+        f"({rss['rss_above_idle_mb']} MB above idle), {rss['seconds']} s.",
+    ]
+    longest = figures.get("longest_animation")
+    if longest:
+        lines.append(
+            f"- The longest animation an upload may be ({longest['frames']} x {longest['side']}x"
+            f"{longest['side']}) → {longest['out_side']}x{longest['out_side']}: "
+            f"GIF {longest['gif_seconds']} s, "
+            f"WebP {longest['webp_seconds']} s, AVIF {longest['avif_seconds']} s "
+            f"(wait_timeout {longest['wait_timeout_seconds']:g} s, "
+            f"generation_timeout {longest['generation_timeout_seconds']:g} s)."
+        )
+    return lines
 
 
 def _flood_and_slow(figures: dict[str, Any]) -> list[str]:

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks import apache, corpus, machine, pipeline_costs, report, scenarios, servers
+from benchmarks import apache, corpus, formats, machine, pipeline_costs, report, scenarios, servers
 from benchmarks.modes import FULL, QUICK, Mode
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -82,6 +82,12 @@ def _measure(mode: Mode, work: Path, notes: list[str]) -> dict[str, Any]:
         notes.append(f"memory not measured: {figures['memory']['error']}")
     _log("pipeline costs in-process: modes, colour profile, focus detection")
     figures["pipeline"] = pipeline_costs.measure(mode.pipeline_runs)
+    longest = mode is not QUICK  # the longest animation takes about a minute
+    _log(
+        "derived formats at the defaults, animation memory"
+        + (" and the longest animation" if longest else "")
+    )
+    figures["formats"] = formats.measure(mode.corpus, mode.pipeline_runs, longest=longest)
     return figures
 
 
