@@ -73,7 +73,7 @@ def _open_storage(settings: Settings) -> tuple[FileBlobStore, SqlRegistry]:
         _prepare_sqlite_directory(settings.database_url)
     except OSError as exc:
         raise StartupError(f"data_directory = {str(settings.data_directory)!r}: {exc.strerror}") from None
-    blobs = FileBlobStore(settings.data_directory)
+    blobs = FileBlobStore(settings.data_directory, settings.etag_style)
     try:
         blobs.prepare()
     except ServiceUnavailable as exc:

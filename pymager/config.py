@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pymager.domain import DecodeLimits, Mode, Size, SizePolicy
 from pymager.signing import UrlKey, parse_url_keys
@@ -23,6 +23,12 @@ DEFAULT_CONFIG = "pymager.ini"
 _T = TypeVar("_T")
 # The default cap on cold requests per process, per generation slot (measured: benchmarks/README.md).
 COLD_REQUESTS_PER_SLOT = 4
+
+
+# Who computes the ETag of a derived file that a front server also serves from disk: the formula of
+# Apache's "FileETag MTime Size" or of nginx's built-in ETag (deploy/apache, deploy/nginx).
+EtagStyle = Literal["apache", "nginx"]
+ETAG_STYLES: tuple[EtagStyle, ...] = ("apache", "nginx")
 
 
 class ConfigError(Exception):
@@ -57,6 +63,7 @@ class Settings:
     detect_focus: bool = True
     cache_control_original: str = "public, max-age=86400"
     cache_control_derived: str = "public, max-age=86400"
+    etag_style: EtagStyle = "apache"
     generation_timeout: float = 60.0
     wait_timeout: float = 30.0
     max_concurrent_generations: int = field(default_factory=lambda: os.cpu_count() or 2)
@@ -203,6 +210,12 @@ def _text(text: str) -> str:
     return text
 
 
+def _etag_style(text: str) -> EtagStyle:
+    if text not in ETAG_STYLES:
+        raise ValueError(f"expected one of {', '.join(ETAG_STYLES)}")
+    return text
+
+
 KEY_HASH_PREFIX = "sha256:"
 _SECRET_KEYS = frozenset({"api_keys", "url_keys"})  # values never repeated in error messages
 
@@ -248,6 +261,7 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "detect_focus": _boolean,
         "cache_control_original": _text,
         "cache_control_derived": _text,
+        "etag_style": _etag_style,
         "generation_timeout": _positive_float,
         "wait_timeout": _positive_float,
         "max_concurrent_generations": _positive_int,

@@ -33,13 +33,14 @@ import stat
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from zope.interface import implementer
 
+from pymager.config import EtagStyle
 from pymager.domain import TRAIT_KINDS, DerivedSpec, ImageFormat, ImageId, StoredFile, Traits
 from pymager.errors import InvalidImageId, PymagerError, ServiceUnavailable, StorageFailed, storage_failure
 from pymager.interfaces import IBlobInventory, IBlobStore, IRetiredFiles, IStagedFile, Leftover
@@ -212,8 +213,9 @@ class RetiredDirectory:
 class FileBlobStore:
     """Files under one data directory (which may be shared by several processes and hosts)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, etag_style: EtagStyle = "apache") -> None:
         self.root = root
+        self._etag = _ETAG_FORMULAS[etag_style]
         self.originals = root / "originals"
         self.derived = root / "derived"
         self._originals_root = str(self.originals)
@@ -238,10 +240,10 @@ class FileBlobStore:
         return f"{self._derived_root}/{ImageId(spec.image_id)}/{spec.name}"
 
     def open_original(self, image_id: ImageId, image_format: ImageFormat) -> StoredFile | None:
-        return _open(self.original_path(image_id), image_format.mime_type, "reading the original")
+        return _open(self.original_path(image_id), image_format.mime_type, self._etag, "reading the original")
 
     def open_derived(self, spec: DerivedSpec) -> StoredFile | None:
-        return _open(self.derived_path(spec), spec.format.mime_type)
+        return _open(self.derived_path(spec), spec.format.mime_type, self._etag)
 
     def has_original(self, image_id: ImageId) -> bool:
         return os.path.isfile(self.original_path(image_id))
@@ -398,7 +400,26 @@ class FileInventory:
                 target.rmdir()
 
 
-def _open(path: str, content_type: str, decoded: str = "") -> StoredFile | None:
+def apache_etag(st: os.stat_result) -> str:
+    """Apache's ``FileETag MTime Size``: the size, then the mtime in microseconds, in hex."""
+    return f'"{st.st_size:x}-{st.st_mtime_ns // 1000:x}"'
+
+
+def nginx_etag(st: os.stat_result) -> str:
+    """nginx's built-in ETag of a static file: the mtime in whole seconds, then the size, in hex."""
+    return f'"{st.st_mtime_ns // 1_000_000_000:x}-{st.st_size:x}"'
+
+
+# So that a front server serving the file itself sends the very validator pymager sends for it.
+_ETAG_FORMULAS: dict[EtagStyle, Callable[[os.stat_result], str]] = {
+    "apache": apache_etag,
+    "nginx": nginx_etag,
+}
+
+
+def _open(
+    path: str, content_type: str, etag: Callable[[os.stat_result], str], decoded: str = ""
+) -> StoredFile | None:
     """Open ``path`` for serving and describe it; ``None`` if there is no file there. An original, which
     a generation also decodes, is read through a ``_StoreFile`` (``decoded`` says what reads it); a
     derived image, served on every hit, through a plain file."""
@@ -421,9 +442,7 @@ def _open(path: str, content_type: str, decoded: str = "") -> StoredFile | None:
         content_type=content_type,
         size=st.st_size,
         modified=datetime.fromtimestamp(st.st_mtime, UTC),
-        # Apache's "FileETag MTime Size" (size, then mtime in microseconds, in hex), so a front
-        # server serving the file itself sends the same validator (deploy/apache).
-        etag=f'"{st.st_size:x}-{st.st_mtime_ns // 1000:x}"',
+        etag=etag(st),
     )
 
 

@@ -7,6 +7,7 @@ import hashlib
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -392,6 +393,31 @@ def test_etag_changes_when_file_is_replaced(store: FileBlobStore) -> None:
     assert after is not None
     after.file.close()
     assert after.etag != before.etag
+
+
+@pytest.mark.parametrize(
+    ("etag_style", "formula"),
+    [
+        # Apache's FileETag MTime Size: size, then mtime in microseconds.
+        ("apache", lambda size, mtime_ns: f'"{size:x}-{mtime_ns // 1000:x}"'),
+        # nginx: mtime in whole seconds, then size.
+        ("nginx", lambda size, mtime_ns: f'"{mtime_ns // 10**9:x}-{size:x}"'),
+    ],
+)
+def test_derived_etag_is_the_front_servers_formula(
+    tmp_path: Path, etag_style: str, formula: Callable[[int, int], str]
+) -> None:
+    blobs = FileBlobStore(tmp_path / "data", etag_style)  # type: ignore[arg-type]
+    blobs.prepare()
+    publish(blobs.stage_derived(spec()), b"0123456789")
+    mtime_ns = 1_700_000_000_123_456_789
+    os.utime(blobs.derived_path(spec()), ns=(mtime_ns, mtime_ns))
+
+    stored = blobs.open_derived(spec())
+
+    assert stored is not None
+    stored.file.close()
+    assert stored.etag == formula(10, mtime_ns)
 
 
 # Deleting

@@ -444,3 +444,15 @@ def test_load_settings_max_concurrent_generations_defaults_to_the_cores(tmp_path
     config.write_text("[pymager]\nmax_concurrent_generations = 0\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="max_concurrent_generations = '0'"):
         load_settings(config)
+
+
+def test_etag_style_defaults_to_apache_and_reads_nginx(tmp_path: Path) -> None:
+    assert load_settings(write_ini(tmp_path, "[pymager]\n")).etag_style == "apache"
+    nginx = write_ini(tmp_path, "[pymager]\netag_style = nginx\n", name="nginx.ini")
+    assert load_settings(nginx).etag_style == "nginx"
+
+
+def test_an_unknown_etag_style_stops_start_up_naming_the_key(tmp_path: Path) -> None:
+    path = write_ini(tmp_path, "[pymager]\netag_style = lighttpd\n")
+    with pytest.raises(ConfigError, match=r"\[pymager\] etag_style = 'lighttpd' is invalid: expected one of"):
+        load_settings(path)
