@@ -21,6 +21,14 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
+# HEIF and AVIF, whose boxes the container scan walks: a still, with alpha, a sequence, a grid.
+AVIF_AND_HEIC_SEEDS = [
+    images.avif(24, 16),
+    images.avif(12, 8, mode="RGBA", frames=2),
+    images.heic(24, 16),
+    images.heic(12, 8, mode="RGBA"),
+    images.heic(96, 64, tile=64),
+]
 SEEDS = [
     images.jpeg(24, 16),
     images.jpeg(24, 16, progressive=True),
@@ -29,13 +37,17 @@ SEEDS = [
     images.gif(12, 8, frames=2),
     images.webp(12, 8),
     images.encode(images.gradient(24, 16), "WEBP", quality=70),
+    *AVIF_AND_HEIC_SEEDS,
 ]
 
 
+FTYPS = [b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", b"\0\0\0\x18ftypavif\0\0\0\0mif1avif"]
+
+
 @st.composite
-def mutated_images(draw: st.DrawFn) -> bytes:
+def mutated_images(draw: st.DrawFn, seeds: list[bytes] = SEEDS) -> bytes:
     """A valid small image with a few bytes flipped, inserted, deleted, or cut short."""
-    data = bytearray(draw(st.sampled_from(SEEDS)))
+    data = bytearray(draw(st.sampled_from(seeds)))
     for _ in range(draw(st.integers(0, 4))):
         at = draw(st.integers(0, len(data) - 1))
         action = draw(st.sampled_from(["flip", "insert", "delete", "ff"]))
@@ -54,7 +66,7 @@ def mutated_images(draw: st.DrawFn) -> bytes:
 
 bodies = st.one_of(
     st.binary(max_size=2048),
-    st.sampled_from([b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"RIFF\0\0\0\0WEBP"]).flatmap(
+    st.sampled_from([b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"RIFF\0\0\0\0WEBP", *FTYPS]).flatmap(
         lambda magic: st.binary(max_size=512).map(lambda rest: magic + rest)
     ),
     mutated_images(),
@@ -77,6 +89,19 @@ def standalone(server: Server) -> Server:
 @FUZZ
 @given(body=bodies)
 def test_any_upload_body_gets_a_4xx_or_a_usable_image(target: Server, body: bytes) -> None:
+    _assert_refused_or_usable(target, body)
+
+
+@FUZZ
+@given(body=mutated_images(AVIF_AND_HEIC_SEEDS))
+def test_any_mutated_avif_or_heic_upload_gets_a_4xx_or_a_usable_image(target: Server, body: bytes) -> None:
+    """Every example a mutated AVIF or HEIC: the box walk and both decoders get examples of their own."""
+    _assert_refused_or_usable(target, body)
+
+
+def _assert_refused_or_usable(target: Server, body: bytes) -> None:
+    """Uploading ``body`` is refused with a 400 problem or stores an image that derives to every
+    format; either way nothing is left behind once it is deleted."""
     image_id = f"fuzz-{uuid.uuid4().hex[:12]}"
     response = requests.post(
         target.url(f"/original/{image_id}"),
