@@ -21,6 +21,7 @@ setup(
         "alembic>=1.16,<2",
         "Pillow>=11.3,<14",
         "pillow-heif>=1.1,<2",
+        "thumbhash-rs>=0.1,<1",
         "zope.interface>=6",
         "psycopg2-binary>=2.9,<3",
         "prometheus-client>=0.20",

@@ -378,6 +378,16 @@ class ImageInfo:
     height: int
     focus: Focus | None = None
     traits: Traits = STILL_OPAQUE
+    upright: Size | None = None  # the size once EXIF orientation is applied (None: as stored)
+    placeholder: Placeholder | None = None
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """What a page shows before a picture loads: a ThumbHash (base64) and the dominant colour."""
+
+    thumbhash: str
+    colour: str  # "#rrggbb"
 
 
 @dataclass(frozen=True)
@@ -400,7 +410,15 @@ class Original:
     checksum: str
     created: datetime
     focus: Focus = CENTRE
-    traits: Traits | None = None  # None: stored before pymager recorded traits
+    # None: stored before pymager recorded them (filled when first needed, or by a backfill)
+    traits: Traits | None = None
+    upright: Size | None = None
+    placeholder: Placeholder | None = None
+
+    @property
+    def described(self) -> bool:
+        """Whether the registry knows every fact identify finds (traits, upright size, placeholder)."""
+        return None not in (self.traits, self.upright, self.placeholder)
 
 
 @dataclass(frozen=True)
@@ -449,3 +467,23 @@ class DerivedRecord:
     claimed_at: datetime
     bytes: int | None
     checksum: str | None
+    # The picture's size as made (None: not ready, or made before pymager kept it), and when.
+    produced: Size | None = None
+    created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OriginalDescription:
+    """An original as ``/original/<id>/info`` describes it: its row and its ready derived images."""
+
+    original: Original
+    derived: tuple[DerivedRecord, ...]
+
+
+@dataclass(frozen=True)
+class OriginalsPage:
+    """One page of the listing, by id ascending; ``after`` is where the next page starts (``None``
+    on the last page)."""
+
+    originals: tuple[Original, ...]
+    after: ImageId | None

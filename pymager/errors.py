@@ -80,6 +80,12 @@ class UnknownFormat(PymagerError):
         )
 
 
+class InvalidListing(PymagerError):
+    """A listing's query string that is not ``after=<cursor>&limit=<1..1000>``."""
+
+    title = "Invalid listing request"
+
+
 class SizeNotAllowed(PymagerError):
     title = "Size not allowed"
 

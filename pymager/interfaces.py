@@ -18,9 +18,12 @@ from pymager.domain import (
     ImageId,
     ImageInfo,
     Original,
+    OriginalDescription,
     OriginalRecord,
+    OriginalsPage,
     OriginalStatus,
     Rendition,
+    Size,
     StoredFile,
     Traits,
     Upload,
@@ -45,8 +48,13 @@ class IOriginalRepository(Interface):
     def set_status(image_id: ImageId, status: OriginalStatus, now: datetime) -> None:
         """Set the ``OriginalStatus`` of an existing row, changed at ``now``."""
 
-    def set_traits(image_id: ImageId, traits: Traits) -> None:
-        """Record the traits of an original stored before pymager recorded them."""
+    def set_facts(image_id: ImageId, info: ImageInfo) -> None:
+        """Record what ``identify`` found (traits, upright size, placeholder) of an original stored
+        before pymager recorded it."""
+
+    def list_page(after: ImageId | None, limit: int) -> list[OriginalRecord]:
+        """At most ``limit`` ready originals by id ascending, after the id ``after`` (from the first
+        when ``None``)."""
 
     def remove(image_id: ImageId) -> None:
         """Delete the original's row and every derived row of it."""
@@ -69,8 +77,19 @@ class IDerivedRepository(Interface):
         """Compare-and-set: make the row ``PENDING`` and owned by ``owner`` only if it is still owned
         by ``expected_owner``. Return whether it was taken."""
 
-    def mark_ready(spec: DerivedSpec, owner: str, size_bytes: int, checksum: str, now: datetime) -> bool:
-        """Mark the row ``READY`` if ``owner`` still owns it. Return whether it did."""
+    def mark_ready(
+        spec: DerivedSpec,
+        owner: str,
+        size_bytes: int,
+        checksum: str,
+        now: datetime,
+        produced: Size | None = None,
+    ) -> bool:
+        """Mark the row ``READY`` (its file of ``size_bytes`` with ``checksum``, a picture of
+        ``produced`` pixels) if ``owner`` still owns it. Return whether it did."""
+
+    def list_ready(image_id: ImageId) -> list[DerivedRecord]:
+        """Every ready derived image of ``image_id``, by size, mode and format."""
 
     def release(spec: DerivedSpec, owner: str) -> None:
         """Delete the row if ``owner`` still owns it and it is ``PENDING`` (a failed generation)."""
@@ -250,11 +269,12 @@ class IImageProcessor(Interface):
         any other decoder), ``DecodingLimit`` when it is over a decoding limit and ``CorruptImage`` when
         it is an accepted format that fails to decode."""
 
-    def derive(source: BinaryIO, rendition: Rendition, out: BinaryIO) -> None:
+    def derive(source: BinaryIO, rendition: Rendition, out: BinaryIO) -> Size:
         """Write to the binary file ``out`` the original read from ``source`` made into ``rendition``:
         EXIF orientation applied, fitted to ``rendition.size`` in ``rendition.mode`` (fill crops around
         ``rendition.focus``), converted to sRGB from its embedded colour profile, encoded as
-        ``rendition.format`` with no metadata and no large colour profile."""
+        ``rendition.format`` with no metadata and no large colour profile. Return the size of the
+        picture made."""
 
 
 class IHeldLock(Interface):
@@ -317,6 +337,14 @@ class IImageService(Interface):
 
     def delete_original(image_id: str) -> None:
         """Delete an original and everything derived from it."""
+
+    def original_info(image_id: str) -> OriginalDescription:
+        """Describe a ready original and its ready derived images (an original stored before pymager
+        recorded its traits, upright size and placeholder is decoded once for them)."""
+
+    def list_originals(after: str | None = None, limit: int = 100) -> OriginalsPage:
+        """Ready originals by id ascending, ``limit`` (1 to 1000, else ``InvalidListing``) at most,
+        after the id ``after``."""
 
     def derived_file(
         segment: str, signed: SignedPath | None = None, accepted: frozenset[str] = frozenset()

@@ -35,14 +35,19 @@ from zope.interface import implementer
 from pymager.config import Settings
 from pymager.domain import (
     CENTRE,
+    STILL_OPAQUE,
     DerivedSpec,
     DerivedStatus,
     Focus,
     ImageId,
+    ImageInfo,
     Original,
+    OriginalDescription,
     OriginalRecord,
+    OriginalsPage,
     OriginalStatus,
     Rendition,
+    Size,
     StoredFile,
     Traits,
     Upload,
@@ -52,6 +57,7 @@ from pymager.domain import (
 from pymager.errors import (
     ImageAlreadyExists,
     ImageNotFound,
+    InvalidListing,
     ServiceUnavailable,
     SizeNotAllowed,
     StorageFull,
@@ -84,8 +90,19 @@ _COPY_CHUNK = 1 << 20
 GENERATION_RESERVE_SHARE = 0.25
 
 
+# The listing's page size: by default, and at most.
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _with_facts(original: Original, info: ImageInfo) -> Original:
+    """``original`` with what ``identify`` found of it besides its format, size and focus."""
+    upright = info.upright or Size(info.width, info.height)
+    return replace(original, traits=info.traits, upright=upright, placeholder=info.placeholder)
 
 
 @implementer(IImageService)
@@ -149,8 +166,8 @@ class ImageService:
                 checksum,
                 self._clock(),
                 focus,
-                info.traits,
             )
+            original = _with_facts(original, info)
             with self._registry.unit_of_work(write=True) as uow:
                 if not uow.originals.add(original):
                     raise ImageAlreadyExists(valid_id)
@@ -216,7 +233,7 @@ class ImageService:
     def _traits(self, image_id: ImageId, signed: SignedPath | None) -> Traits:
         """The traits an ``auto`` URL of ``image_id`` chooses from: as published beside its derived
         images (no registry), else from the registry, then published for the next request and the
-        front servers (an original stored before traits were recorded is decoded once for them)."""
+        front servers."""
         published = self._blobs.published_traits(image_id)
         if published is not None:
             return published
@@ -226,25 +243,51 @@ class ImageService:
             if self._signer is not None:
                 self._signer.verify(signed)  # a miss without a signature learns nothing, not even this
             raise
-        traits = seen.traits if seen.traits is not None else self._identify_traits(seen)
-        with self._registry.unit_of_work(write=True) as uow:
-            current = uow.originals.lock(image_id)
-            # Under the row lock, and only for the original seen: never a deleted one's for its
-            # replacement.
-            if current is None or current.status is not OriginalStatus.READY or current.original != seen:
-                raise ImageNotFound(image_id)
-            if seen.traits is None:
-                uow.originals.set_traits(image_id, traits)
-            self._blobs.publish_traits(image_id, traits)
-            uow.commit()
-        return traits
+        return self._described(seen, publish_traits=True).traits or STILL_OPAQUE
 
-    def _identify_traits(self, original: Original) -> Traits:
+    def _described(self, seen: Original, publish_traits: bool = False) -> Original:
+        """``seen`` with every fact ``identify`` finds: an original stored before pymager recorded them
+        is decoded once and they are recorded. With ``publish_traits``, its traits are published too.
+        Both under the row lock, and only for the original seen: never a deleted one's facts for its
+        replacement."""
+        info = None if seen.described else self._identify_stored(seen)
+        if info is None and not publish_traits:
+            return seen
+        with self._registry.unit_of_work(write=True) as uow:
+            current = uow.originals.lock(seen.image_id)
+            if current is None or current.status is not OriginalStatus.READY or current.original != seen:
+                raise ImageNotFound(seen.image_id)
+            described = seen
+            if info is not None:
+                uow.originals.set_facts(seen.image_id, info)
+                described = _with_facts(seen, info)
+            if publish_traits and described.traits is not None:
+                self._blobs.publish_traits(seen.image_id, described.traits)
+            uow.commit()
+        return described
+
+    def _identify_stored(self, original: Original) -> ImageInfo:
         stored = self._blobs.open_original(original.image_id, original.format)
         if stored is None:
             raise ImageNotFound(original.image_id)
         with stored.file:
-            return self._processor.identify(stored.file).traits
+            return self._processor.identify(stored.file)
+
+    def original_info(self, image_id: str) -> OriginalDescription:
+        valid_id = ImageId(image_id)
+        original = self._described(self._ready_original(valid_id).original)
+        with self._registry.unit_of_work() as uow:
+            derived = uow.derived.list_ready(valid_id)
+        return OriginalDescription(original, tuple(derived))
+
+    def list_originals(self, after: str | None = None, limit: int = DEFAULT_PAGE) -> OriginalsPage:
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidListing(f"limit is a whole number from 1 to {MAX_PAGE}, got {limit}")
+        start = None if after is None else ImageId(after)
+        with self._registry.unit_of_work() as uow:
+            records = uow.originals.list_page(start, limit + 1)
+        originals = tuple(record.original for record in records[:limit])
+        return OriginalsPage(originals, originals[-1].image_id if len(records) > limit else None)
 
     def _derived_file(self, spec: DerivedSpec, signed: SignedPath | None) -> StoredFile:
         if self._signer is None:
@@ -347,12 +390,12 @@ class ImageService:
             original = self._claim(spec, owner)
             try:
                 started = time.perf_counter()
-                staged = self._render(spec, original)
+                staged, produced = self._render(spec, original)
             except BaseException:
                 self._release(spec, owner)
                 raise
         try:
-            self._publish(spec, original, owner, staged)
+            self._publish(spec, original, owner, staged, produced)
         except BaseException:
             self._release(spec, owner)
             raise
@@ -401,8 +444,9 @@ class ImageService:
         # Successful generations only: one that failed at once says nothing about the next one's time.
         self._slot_seconds += (time.monotonic() - held - self._slot_seconds) * SLOT_SECONDS_WEIGHT
 
-    def _render(self, spec: DerivedSpec, original: Original) -> IStagedFile:
-        """Render ``spec`` from ``original`` into a new staged file, discarded if rendering fails."""
+    def _render(self, spec: DerivedSpec, original: Original) -> tuple[IStagedFile, Size]:
+        """Render ``spec`` from ``original`` into a new staged file, discarded if rendering fails;
+        return it and the size of the picture made."""
         staged = self._blobs.stage_derived(spec)
         try:
             # Opened, the original stays readable even if a concurrent DELETE removes it meanwhile.
@@ -411,13 +455,15 @@ class ImageService:
                 raise ImageNotFound(spec.image_id)
             with source.file:
                 rendition = Rendition(self._sizes.box(spec.size), spec.mode, spec.format, original.focus)
-                self._processor.derive(source.file, rendition, staged.file)
+                produced = self._processor.derive(source.file, rendition, staged.file)
         except BaseException:
             staged.discard()
             raise
-        return staged
+        return staged, produced
 
-    def _publish(self, spec: DerivedSpec, original: Original, owner: str, staged: IStagedFile) -> None:
+    def _publish(
+        self, spec: DerivedSpec, original: Original, owner: str, staged: IStagedFile, produced: Size
+    ) -> None:
         """Record ``spec`` ready with the size and SHA-256 of what was rendered, and publish it, under
         the original's row lock: a concurrent DELETE either sees the derived image or made this fail."""
         size, checksum = staged.digest()
@@ -426,7 +472,7 @@ class ImageService:
             if current is None or current.status is not OriginalStatus.READY:
                 raise ImageNotFound(spec.image_id)  # deleted while we rendered
             replaced = current.original.checksum != original.checksum
-            if replaced or not uow.derived.mark_ready(spec, owner, size, checksum, self._clock()):
+            if replaced or not uow.derived.mark_ready(spec, owner, size, checksum, self._clock(), produced):
                 raise ServiceUnavailable(f"{spec.image_id} changed while {spec.key} was generated", 1)
             staged.publish()
             uow.commit()

@@ -36,7 +36,8 @@ from pymager.adapters.imaging.decoding import (
     traits,
     verify_png,
 )
-from pymager.domain import DecodeLimits, Focus, ImageFormat, ImageInfo, Rendition
+from pymager.adapters.imaging.placeholder import placeholder
+from pymager.domain import DecodeLimits, Focus, ImageFormat, ImageInfo, Rendition, Size
 from pymager.errors import TooManyFrames
 from pymager.interfaces import IImageProcessor
 
@@ -75,22 +76,27 @@ class PillowProcessor:
     def identify(self, source: BinaryIO) -> ImageInfo:
         check_whole_container(source, self.limits)
         small: Image.Image | None = None
+        upright = None
         with open_image(source, self.limits, IDENTIFY_DECODER_BLOCK) as image:
             image_format = ImageFormat(image.format)
             width, height = image.size  # as stored, before any draft scaling
             image_traits = traits(image)
+            profile = colour.embedded_profile(image)
             with decoding(image_format):
                 self.limits.check_frames(getattr(image, "n_frames", 1), width, height)
                 for index, frame in enumerate(decode_all_frames(image)):
-                    if index == 0 and self.detect_focus:
-                        small = orientation.upright(_small_copy(frame), orientation.orientation(frame))
+                    if index == 0:
+                        exif_orientation = orientation.orientation(frame)
+                        upright = Size(*orientation.to_stored_size((width, height), exif_orientation))
+                        small = orientation.upright(_small_copy(frame), exif_orientation)
         if image_format is ImageFormat.PNG:
             verify_png(source, self.limits)
         # Outside ``decoding``: a failure in detection is the server's, not a corrupt upload.
-        focus = None if small is None else _detect_focus(small)
-        return ImageInfo(image_format, width, height, focus, image_traits)
+        focus = None if small is None or not self.detect_focus else _detect_focus(small)
+        shown = None if small is None else placeholder(small, profile)
+        return ImageInfo(image_format, width, height, focus, image_traits, upright, shown)
 
-    def derive(self, source: BinaryIO, rendition: Rendition, out: BinaryIO) -> None:
+    def derive(self, source: BinaryIO, rendition: Rendition, out: BinaryIO) -> Size:
         with open_image(source, self.limits, DERIVE_DECODER_BLOCK) as image:
             image_format = ImageFormat(image.format)
             count = animation.frame_count(image) if rendition.format.animates else 1
@@ -117,8 +123,10 @@ class PillowProcessor:
                 frames = animation.Frames(image, count, make, durations)
                 plan = output.Animation(durations, loop, alpha)
                 output.encode(first, rendition.format, self.encoding, out, frames, plan)
-                return
-        output.encode(steps.finish(first), rendition.format, self.encoding, out)
+                return Size(*first.size)
+        finished = steps.finish(first)
+        output.encode(finished, rendition.format, self.encoding, out)
+        return Size(*finished.size)
 
 
 class _FrameSteps:

@@ -144,8 +144,9 @@ def make_app(service: IImageService, metrics: IMetrics, settings: Settings) -> c
     if settings.url_keys:
         ids = ", ".join(key.key_id for key in settings.url_keys)
         log.info("derived images are generated only for signed URLs (url keys %s; the first signs)", ids)
+    guard = WriteGuard(settings.api_keys)
     resources: dict[str, object] = {
-        "original": OriginalResource(service, metrics, settings),
+        "original": OriginalResource(service, metrics, settings, guard),
         "derived": DerivedResource(service, settings),
         "health": HealthResource(service),
         "metrics": MetricsResource(metrics),
@@ -157,7 +158,7 @@ def make_app(service: IImageService, metrics: IMetrics, settings: Settings) -> c
         config={"/": {"wsgi.ExceptionTrapper.throws": (KeyboardInterrupt, SystemExit, ClientTimedOut)}},
     )
     attributes = {
-        "dispatch": Dispatcher(resources, WriteGuard(settings.api_keys), limit),
+        "dispatch": Dispatcher(resources, guard, limit),
         "body_limit": limit,
     }
     application.request_class = type("Request", (Request,), attributes)

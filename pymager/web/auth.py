@@ -60,13 +60,24 @@ class WriteGuard:
 
     def check(self, method: str, authorization: str | None) -> None:
         """Raise ``Unauthorized`` for a write whose ``Authorization`` presents no valid key."""
-        if not self._key_hashes or method not in WRITE_METHODS:
+        if method in WRITE_METHODS:
+            self.require(authorization, "writes need")
+
+    def holds_key(self, authorization: str | None) -> bool:
+        """Whether ``Authorization`` presents a valid key (never, when no keys are configured)."""
+        key = presented_key(authorization or "")
+        return bool(self._key_hashes) and key is not None and key_matches(key, self._key_hashes)
+
+    def require(self, authorization: str | None, needing: str = "the listing needs") -> None:
+        """Raise ``Unauthorized`` unless ``Authorization`` presents a valid key, while keys are
+        configured (what writes, and the listing, need)."""
+        if not self._key_hashes:
             return
         key = presented_key(authorization or "")
         if key is not None and key_matches(key, self._key_hashes):
             return
         if key is None:
-            raise Unauthorized("writes need 'Authorization: Bearer <key>' (or Basic, the key as password)")
+            raise Unauthorized(f"{needing} 'Authorization: Bearer <key>' (or Basic, the key as password)")
         raise Unauthorized("the API key is not valid")
 
 

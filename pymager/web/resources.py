@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import urllib.parse
@@ -11,11 +12,14 @@ from typing import Any, BinaryIO
 import cherrypy
 
 from pymager.config import Settings
-from pymager.domain import AUTO_EXTENSION, Original, Upload
+from pymager.domain import AUTO_EXTENSION, StoredFile, Upload
 from pymager.errors import BadUpload, LengthRequired, NoSuchResource, UploadTooLarge, storage_failure
 from pymager.interfaces import IImageService, IMetrics
-from pymager.signing import SignedPath
+from pymager.service import DEFAULT_PAGE
+from pymager.signing import SignedPath, UrlSigner
+from pymager.web.auth import WriteGuard
 from pymager.web.bodies import ClientTimedOut, declared_length, drain
+from pymager.web.documents import info_document, listing_document, listing_query, original_document
 from pymager.web.http import named_types, serve
 
 _AUTO = f".{AUTO_EXTENSION}"
@@ -28,18 +32,6 @@ def _json(status: int, payload: dict[str, Any]) -> bytes:
     response.headers["Content-Type"] = "application/json"
     response.headers["Cache-Control"] = "no-store"
     return json.dumps(payload).encode("utf-8")
-
-
-def _original_json(original: Original) -> dict[str, Any]:
-    return {
-        "id": original.image_id,
-        "format": original.format.value,
-        "width": original.width,
-        "height": original.height,
-        "bytes": original.bytes,
-        "created": original.created.isoformat(),
-        "focus": [original.focus.x, original.focus.y],
-    }
 
 
 def read_upload() -> Upload:
@@ -117,17 +109,54 @@ def no_segment(path: tuple[str, ...]) -> None:
 
 
 class OriginalResource:
-    """``/original/<id>``: upload, fetch, delete an original. The upload body is parsed only once the
-    id is known to be valid and free (see ``read_upload``)."""
+    """``/original/<id>``: upload, fetch, delete an original; ``/original/<id>/info`` describes it and
+    ``/original`` lists them. The upload body is parsed only once the id is known to be valid and free
+    (see ``read_upload``)."""
 
-    def __init__(self, service: IImageService, metrics: IMetrics, settings: Settings) -> None:
+    def __init__(
+        self, service: IImageService, metrics: IMetrics, settings: Settings, guard: WriteGuard
+    ) -> None:
         self._service = service
         self._metrics = metrics
         self._settings = settings
+        self._guard = guard
+        self._signer = UrlSigner(settings.url_keys) if settings.url_keys else None
 
     def GET(self, *path: str) -> Iterable[bytes] | bytes:  # noqa: N802
+        if not path and cherrypy.serving.request.path_info == "/original":
+            return self._listing()
+        if len(path) == 2 and path[1] == "info" and not cherrypy.serving.request.path_info.endswith("/"):
+            return self._info(path[0])
         original = self._service.original_file(only_segment(path))
         return serve(original, self._settings.cache_control_original)
+
+    def _info(self, image_id: str) -> Iterable[bytes] | bytes:
+        description = self._service.original_info(image_id)
+        authorization = cherrypy.serving.request.headers.get("Authorization")
+        # Signed derived URLs only for a key holder: a URL key is what lets its bearer make new images.
+        signer = self._signer if self._signer is not None and self._guard.holds_key(authorization) else None
+        document = info_document(description, signer.sign if signer is not None else str)
+        body = json.dumps(document).encode("utf-8")
+        moments = [description.original.created, *(r.created for r in description.derived if r.created)]
+        stored = StoredFile(
+            io.BytesIO(body),
+            "application/json",
+            len(body),
+            max(moments),
+            f'"{hashlib.sha256(body).hexdigest()[:32]}"',
+        )
+        return serve(stored, "no-cache")
+
+    def _listing(self) -> bytes:
+        request = cherrypy.serving.request
+        self._guard.require(request.headers.get("Authorization"))  # ids may be a site's only secret
+        after, limit = listing_query(request.query_string, DEFAULT_PAGE)
+        page = self._service.list_originals(after, limit)
+        document = listing_document(page)
+        if document["next"] is not None:
+            query = urllib.parse.urlencode({"after": document["next"], "limit": limit})
+            cherrypy.serving.response.headers["Link"] = f'</original?{query}>; rel="next"'
+        return _json(200, document)
 
     def POST(self, *path: str) -> bytes:  # noqa: N802
         image_id = only_segment(path)
@@ -136,7 +165,7 @@ class OriginalResource:
         declared = declared_length(request.headers.get("Content-Length"))
         original = self._service.save_original(image_id, read_upload, declared)
         cherrypy.serving.response.headers["Location"] = f"/original/{original.image_id}"
-        return _json(201, _original_json(original))
+        return _json(201, original_document(original))
 
     def DELETE(self, *path: str) -> bytes:  # noqa: N802
         image_id = only_segment(path)

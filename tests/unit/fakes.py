@@ -27,7 +27,9 @@ from pymager.domain import (
     Original,
     OriginalRecord,
     OriginalStatus,
+    Placeholder,
     Rendition,
+    Size,
     StoredFile,
     Traits,
 )
@@ -81,9 +83,19 @@ class FakeOriginalRepository:
     def set_status(self, image_id: ImageId, status: OriginalStatus, now: datetime) -> None:
         self._tables.originals[image_id] = replace(self._tables.originals[image_id], status=status)
 
-    def set_traits(self, image_id: ImageId, traits: Traits) -> None:
+    def set_facts(self, image_id: ImageId, info: ImageInfo) -> None:
         record = self._tables.originals[image_id]
-        self._tables.originals[image_id] = replace(record, original=replace(record.original, traits=traits))
+        upright = info.upright or Size(info.width, info.height)
+        original = replace(record.original, traits=info.traits, upright=upright, placeholder=info.placeholder)
+        self._tables.originals[image_id] = replace(record, original=original)
+
+    def list_page(self, after: ImageId | None, limit: int) -> list[OriginalRecord]:
+        ready = [
+            record
+            for image_id, record in sorted(self._tables.originals.items())
+            if record.status is OriginalStatus.READY and (after is None or image_id > after)
+        ]
+        return ready[:limit]
 
     def remove(self, image_id: ImageId) -> None:
         self._tables.originals.pop(image_id, None)
@@ -118,15 +130,33 @@ class FakeDerivedRepository:
         return True
 
     def mark_ready(
-        self, spec: DerivedSpec, owner: str, size_bytes: int, checksum: str, now: datetime
+        self,
+        spec: DerivedSpec,
+        owner: str,
+        size_bytes: int,
+        checksum: str,
+        now: datetime,
+        produced: Size | None = None,
     ) -> bool:
         record = self.get(spec)
         if record is None or record.owner != owner:
             return False
         self._tables.derived[_key(spec)] = replace(
-            record, status=DerivedStatus.READY, bytes=size_bytes, checksum=checksum
+            record,
+            status=DerivedStatus.READY,
+            bytes=size_bytes,
+            checksum=checksum,
+            produced=produced,
+            created=now,
         )
         return True
+
+    def list_ready(self, image_id: ImageId) -> list[DerivedRecord]:
+        return [
+            record
+            for record in self.list_all()
+            if record.spec.image_id == image_id and record.status is DerivedStatus.READY
+        ]
 
     def release(self, spec: DerivedSpec, owner: str) -> None:
         record = self.get(spec)
@@ -363,6 +393,9 @@ class FakeInventory:
             self._store.retired.pop(leftover.name, None)
 
 
+FAKE_THUMBHASH = "AAAA"
+
+
 def fake_image(
     image_format: ImageFormat = ImageFormat.JPEG,
     width: int = 40,
@@ -395,9 +428,10 @@ class FakeProcessor:
         width, height = (int(n) for n in parts[2].split(b"x"))
         kind = parts[3].decode()
         traits = Traits.of_kind(kind) if kind in TRAIT_KINDS else STILL_OPAQUE
-        return ImageInfo(ImageFormat(parts[1].decode()), width, height, self.detected, traits)
+        shown = Placeholder(FAKE_THUMBHASH, "#102030")
+        return ImageInfo(ImageFormat(parts[1].decode()), width, height, self.detected, traits, None, shown)
 
-    def derive(self, source: BinaryIO, rendition: Rendition, out: BinaryIO) -> None:
+    def derive(self, source: BinaryIO, rendition: Rendition, out: BinaryIO) -> Size:
         with self._lock:
             self.derive_calls.append(rendition)
         self.started.set()
@@ -405,6 +439,7 @@ class FakeProcessor:
             assert self.gate.wait(10), "test gate never opened"
         label = f"{rendition.size}{rendition.mode.suffix}:{rendition.format.value}:{rendition.focus}"
         out.write(f"DERIVED:{label}:".encode() + source.read())
+        return rendition.size
 
 
 @implementer(IMetrics)

@@ -71,6 +71,8 @@ class OriginalRow(Base):
         CheckConstraint("status IN ('ready', 'deleting')", name="status"),
         CheckConstraint("focus_x BETWEEN 0 AND 1 AND focus_y BETWEEN 0 AND 1", name="focus"),
         CheckConstraint("(animated IS NULL) = (alpha IS NULL)", name="traits"),
+        CheckConstraint("(upright_width IS NULL) = (upright_height IS NULL)", name="upright"),
+        CheckConstraint("(thumbhash IS NULL) = (colour IS NULL)", name="placeholder"),
     )
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -87,6 +89,12 @@ class OriginalRow(Base):
     # originals stored before they were recorded, filled on their first ``auto`` request.
     animated: Mapped[bool | None] = mapped_column(Boolean)
     alpha: Mapped[bool | None] = mapped_column(Boolean)
+    # The size once EXIF orientation is applied, a ThumbHash (base64) and the dominant colour (#rrggbb);
+    # NULL likewise for originals stored before.
+    upright_width: Mapped[int | None] = mapped_column(Integer)
+    upright_height: Mapped[int | None] = mapped_column(Integer)
+    thumbhash: Mapped[str | None] = mapped_column(String(64))
+    colour: Mapped[str | None] = mapped_column(String(7))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -115,5 +123,9 @@ class DerivedRow(Base):
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     bytes: Mapped[int | None] = mapped_column(BigInteger)
     checksum: Mapped[str | None] = mapped_column(String(64))
+    # The size of the picture as made (a fit's is not its W×H); NULL while pending, and for images made
+    # before it was kept.
+    produced_width: Mapped[int | None] = mapped_column(Integer)
+    produced_height: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

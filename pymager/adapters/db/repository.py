@@ -19,10 +19,12 @@ from pymager.domain import (
     Focus,
     ImageFormat,
     ImageId,
+    ImageInfo,
     Mode,
     Original,
     OriginalRecord,
     OriginalStatus,
+    Placeholder,
     Size,
     Traits,
 )
@@ -59,8 +61,27 @@ def _original_record(row: OriginalRow) -> OriginalRecord:
         created=row.created_at,
         focus=Focus(row.focus_x, row.focus_y),
         traits=None if row.animated is None or row.alpha is None else Traits(row.animated, row.alpha),
+        upright=None
+        if row.upright_width is None or row.upright_height is None
+        else Size(row.upright_width, row.upright_height),
+        placeholder=None
+        if row.thumbhash is None or row.colour is None
+        else Placeholder(row.thumbhash, row.colour),
     )
     return OriginalRecord(original=original, status=OriginalStatus(row.status))
+
+
+def _fact_columns(
+    traits: Traits | None, upright: Size | None, placeholder: Placeholder | None
+) -> dict[str, Any]:
+    return {
+        "animated": None if traits is None else traits.animated,
+        "alpha": None if traits is None else traits.alpha,
+        "upright_width": None if upright is None else upright.width,
+        "upright_height": None if upright is None else upright.height,
+        "thumbhash": None if placeholder is None else placeholder.thumbhash,
+        "colour": None if placeholder is None else placeholder.colour,
+    }
 
 
 def _derived_record(row: DerivedRow) -> DerivedRecord:
@@ -73,6 +94,10 @@ def _derived_record(row: DerivedRow) -> DerivedRecord:
         claimed_at=row.claimed_at,
         bytes=row.bytes,
         checksum=row.checksum,
+        produced=None
+        if row.produced_width is None or row.produced_height is None
+        else Size(row.produced_width, row.produced_height),
+        created=row.updated_at if row.status == DerivedStatus.READY.value else None,
     )
 
 
@@ -100,20 +125,28 @@ class SqlOriginalRepository:
             "checksum": original.checksum,
             "focus_x": original.focus.x,
             "focus_y": original.focus.y,
-            "animated": None if original.traits is None else original.traits.animated,
-            "alpha": None if original.traits is None else original.traits.alpha,
+            **_fact_columns(original.traits, original.upright, original.placeholder),
             "created_at": original.created,
             "updated_at": original.created,
         }
         return _insert_ignoring_conflicts(self._session, OriginalRow, values)
 
-    def set_traits(self, image_id: ImageId, traits: Traits) -> None:
+    def set_facts(self, image_id: ImageId, info: ImageInfo) -> None:
+        upright = info.upright or Size(info.width, info.height)
         statement = (
             update(OriginalRow)
             .where(OriginalRow.id == str(image_id))
-            .values(animated=traits.animated, alpha=traits.alpha)
+            .values(_fact_columns(info.traits, upright, info.placeholder))
+            .execution_options(synchronize_session=False)
         )
         self._session.execute(statement)
+
+    def list_page(self, after: ImageId | None, limit: int) -> list[OriginalRecord]:
+        statement = select(OriginalRow).where(OriginalRow.status == OriginalStatus.READY.value)
+        if after is not None:
+            statement = statement.where(OriginalRow.id > str(after))
+        rows = self._session.scalars(statement.order_by(OriginalRow.id).limit(limit))
+        return [_original_record(row) for row in rows]
 
     def set_status(self, image_id: ImageId, status: OriginalStatus, now: datetime) -> None:
         statement = (
@@ -160,6 +193,14 @@ class SqlDerivedRepository:
         row = self._session.scalars(statement).one_or_none()
         return None if row is None else _derived_record(row)
 
+    def list_ready(self, image_id: ImageId) -> list[DerivedRecord]:
+        statement = (
+            select(DerivedRow)
+            .where(DerivedRow.original_id == str(image_id), DerivedRow.status == DerivedStatus.READY.value)
+            .order_by(DerivedRow.width, DerivedRow.height, DerivedRow.mode, DerivedRow.format)
+        )
+        return [_derived_record(row) for row in self._session.scalars(statement)]
+
     def claim(self, spec: DerivedSpec, owner: str, now: datetime) -> bool:
         values = {
             "original_id": str(spec.image_id),
@@ -189,13 +230,21 @@ class SqlDerivedRepository:
         )
 
     def mark_ready(
-        self, spec: DerivedSpec, owner: str, size_bytes: int, checksum: str, now: datetime
+        self,
+        spec: DerivedSpec,
+        owner: str,
+        size_bytes: int,
+        checksum: str,
+        now: datetime,
+        produced: Size | None = None,
     ) -> bool:
         return self._update(
             and_(_is(spec), DerivedRow.owner == owner),
             status=DerivedStatus.READY.value,
             bytes=size_bytes,
             checksum=checksum,
+            produced_width=None if produced is None else produced.width,
+            produced_height=None if produced is None else produced.height,
             updated_at=now,
         )
 
