@@ -14,9 +14,11 @@ What a HEIF/AVIF header declares, and the limit it is checked against:
   the ``stsz``/``stts`` sample counts as the frames of an animation (``max_frames``,
   ``max_animation_pixels``).
 
-Like the rest of the scan it only counts, reading box headers and small fields (never a whole box
-of a mapped file). A box it cannot follow (a size under its header, or past its parent) ends the scan
-silently: the decoder then judges the file.
+Like the rest of the scan it counts, reading box headers and small fields (never a whole box of a
+mapped file). A box it cannot follow (a size under its header, or past its parent) ends the scan
+silently: the decoder then judges the file. One judgement it makes itself: an item whose data the
+``iloc`` box places past the end of the file is ``CorruptImage`` (truncated), since libheif decodes a
+grid with its last tiles missing.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from pymager.domain import DecodeLimits
-from pymager.errors import DecodingLimit
+from pymager.errors import CorruptImage, DecodingLimit
 
 Buffer = bytes | mmap.mmap
 
@@ -158,6 +160,12 @@ def _scan_meta(data: Buffer, meta: _Box, counter: Counter) -> None:
         else:  # made of other items: counted as those
             continue
         spans = [(base + offset, base + offset + length if length else end) for offset, length in extents]
+        if method == 0 and any(stop > end for _, stop in spans):
+            # The one judgement of corruption made here: libheif decodes a grid whose last tiles are
+            # cut off, drawing what it has, so a truncated upload would be stored as a valid image.
+            raise CorruptImage(
+                f"the HEIF/AVIF data is corrupt or truncated: item {item_id} ends past the end of the file"
+            )
         if item_type in _METADATA_ITEMS:
             counter.add_metadata(sum(max(0, min(stop, end) - start) for start, stop in spans))
         elif item_type in _DERIVED_ITEMS and spans:
