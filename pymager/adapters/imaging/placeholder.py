@@ -27,8 +27,9 @@ def placeholder(small: Image.Image, profile: colour.Profile | None) -> Placehold
 
 
 def _dominant(picture: Image.Image) -> str:
-    pixels = list(picture.getdata())
-    opaque = [pixel[:3] for pixel in pixels if pixel[3] >= 128] or [pixel[:3] for pixel in pixels]
+    data = picture.tobytes()  # RGBA, at most 100x100
+    pixels = [data[index : index + 4] for index in range(0, len(data), 4)]
+    opaque = [tuple(pixel[:3]) for pixel in pixels if pixel[3] >= 128] or [tuple(p[:3]) for p in pixels]
     strip = Image.new("RGB", (len(opaque), 1))
     strip.putdata(opaque)
     quantized = strip.quantize(_COLOURS, method=Image.Quantize.MEDIANCUT)
