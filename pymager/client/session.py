@@ -57,7 +57,8 @@ def _focus_field(focus: tuple[float, float] | str | None) -> dict[str, str]:
 
 class Client:
     """pymager at ``base_url`` (``http://host:8000``, or with a mount path). ``key`` is an API key sent as
-    ``Authorization: Bearer`` on writes (POST, DELETE); ``url_keys`` (``<key-id>:<secret>, …`` as in
+    ``Authorization: Bearer`` on every request (writes and the listing need it on a server with
+    ``[auth] api_keys``); ``url_keys`` (``<key-id>:<secret>, …`` as in
     ``[auth] url_keys``, or ``UrlKey``s) sign the URLs ``derived_url`` builds, with the first key."""
 
     def __init__(
@@ -236,7 +237,7 @@ class Client:
         """The response of a successful request, streaming; a ``ProblemError`` for an error status,
         after the retries the module docstring describes."""
         headers = {}
-        if self._key is not None and method in ("POST", "DELETE"):
+        if self._key is not None:  # writes need it, and so does the listing on a server with keys
             headers["Authorization"] = f"Bearer {self._key}"
         attempt = 0
         while True:
