@@ -25,6 +25,10 @@ setup(
         "zope.interface>=6",
         "psycopg2-binary>=2.9,<3",
         "prometheus-client>=0.20",
+        # The client (pymager.client) and the pymager command (pymager.cli).
+        "httpx>=0.27,<1",
+        "click>=8.1,<9",
+        "rich>=13",
     ],
     extras_require={
         "test": [
@@ -42,5 +46,5 @@ setup(
         ],
         "bench": ["matplotlib>=3.8"],
     },
-    entry_points={"console_scripts": ["pymager=pymager_standalone:main"]},
+    entry_points={"console_scripts": ["pymager=pymager.cli:main"]},
 )

@@ -1,5 +1,7 @@
 """pymager as a user installs it: a wheel of this checkout installed (not editable) into a fresh
-virtualenv, run from an empty directory: ``--migrate``, ``--hash-key`` and serving a request.
+virtualenv, run from an empty directory: its ``pymager`` console script's ``migrate``, ``hash-key`` and
+``serve`` subcommands, the client subcommands against what it serves, and ``pymager_standalone.py``'s
+flags, which the script still takes.
 
 Offline and quick: the wheel is built without build isolation, and the fresh virtualenv takes the
 dependencies from the project's own (a ``.pth`` file naming its site-packages). Python does not process
@@ -23,6 +25,7 @@ import requests
 
 from pymager.adapters.db import migrate
 from pymager.config import hash_api_key
+from tests import images
 from tests.conftest import sqlite_url
 from tests.functional.conftest import (
     REPO,
@@ -160,7 +163,7 @@ def test_installed_pymager_migrates_from_an_empty_directory(
     database = tmp_path / "registry.sqlite3"
     config = write_config(tmp_path / "pymager.ini", tmp_path / "data", sqlite_url(database), free_port())
 
-    result = installed.run(empty_directory, "--config", str(config), "--migrate")
+    result = installed.run(empty_directory, "migrate", "--config", str(config))
 
     assert result.returncode == 0, result.stderr
     assert f"database at revision {migrate.head_revision()}" in result.stdout
@@ -171,7 +174,7 @@ def test_installed_pymager_migrates_from_an_empty_directory(
 def test_installed_pymager_hashes_a_key_without_a_configuration(
     installed: Installation, empty_directory: Path
 ) -> None:
-    result = installed.run(empty_directory, "--hash-key", stdin="correct horse\n")
+    result = installed.run(empty_directory, "hash-key", stdin="correct horse\n")
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{hash_api_key('correct horse')}\n"
@@ -183,11 +186,11 @@ def test_installed_pymager_serves_after_migrating(
     database_url = sqlite_url(tmp_path / "registry.sqlite3")
     port = free_port()
     config = write_config(tmp_path / "pymager.ini", tmp_path / "data", database_url, port)
-    assert installed.run(empty_directory, "--config", str(config), "--migrate").returncode == 0
+    assert installed.run(empty_directory, "migrate", "--config", str(config)).returncode == 0
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [installed.command("pymager"), "--config", str(config)],
+            [installed.command("pymager"), "serve", "--config", str(config)],
             cwd=empty_directory,
             env=installed.env,
             stdout=log,
@@ -198,8 +201,30 @@ def test_installed_pymager_serves_after_migrating(
         # /health answers 200 only once the schema matches the revisions the wheel installed.
         wait_for_health(process, base_url, log_path)
         missing = requests.get(f"{base_url}/original/never-uploaded", timeout=10)
+        pictures = tmp_path / "pictures"
+        pictures.mkdir()
+        (pictures / "one.png").write_bytes(images.png(20, 10))
+        imported = installed.run(empty_directory, "import", str(pictures), "--url", base_url)
+        listed = installed.run(empty_directory, "ls", "--url", base_url)
     finally:
         stop_process(process)  # SIGTERM to its PID, then waits for it
 
     assert missing.status_code == 404
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert listed.stdout.split("\t")[:3] == ["one", "PNG", "20x10"]
     assert "Traceback" not in log_text(log_path)
+
+
+def test_installed_pymager_keeps_the_standalone_flags(
+    installed: Installation, empty_directory: Path, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path / "pymager.ini", tmp_path / "data", sqlite_url(tmp_path / "r.db"), free_port()
+    )
+
+    migrated = installed.run(empty_directory, "--config", str(config), "--migrate")
+    hashed = installed.run(empty_directory, "--hash-key", stdin="correct horse\n")
+
+    assert migrated.returncode == 0, migrated.stderr
+    assert f"database at revision {migrate.head_revision()}" in migrated.stdout
+    assert hashed.stdout == f"{hash_api_key('correct horse')}\n"
