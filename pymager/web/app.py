@@ -24,7 +24,15 @@ from pymager.interfaces import IImageService, IMetrics
 from pymager.web.auth import WriteGuard, announce
 from pymager.web.bodies import ClientTimedOut, body_limit, discard_unread, oversized
 from pymager.web.errors import error_page, handle_exception, problem_for
-from pymager.web.resources import DerivedResource, HealthResource, MetricsResource, OriginalResource
+from pymager.web.resources import (
+    DerivedResource,
+    HealthResource,
+    InfoResource,
+    ListingResource,
+    MetricsResource,
+    OriginalResource,
+    OriginalRoutes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +53,7 @@ class Dispatcher:
         self._resources = resources
         self._guard = guard
         self._limit = limit
-        self._allow = {name: _allowed(resource) for name, resource in resources.items()}
-        self._allow_header = {name: ", ".join(allowed) for name, allowed in self._allow.items()}
+        self._allow: dict[type, tuple[tuple[str, ...], str]] = {}
 
     def __call__(self, path_info: str) -> None:
         request = cherrypy.serving.request
@@ -57,15 +64,26 @@ class Dispatcher:
         if resource is None:
             request.handler = functools.partial(self.handle, _raiser(NoSuchResource(path_info)))
             return
-        allowed = self._allow[name]
-        cherrypy.serving.response.headers["Allow"] = self._allow_header[name]
+        atoms = tuple(segment.replace("%2F", "/") for segment in segments[1:])
+        route = getattr(resource, "route", None)
+        if route is not None:  # a name with several resources under it (/original, /original/<id>, …)
+            resource, atoms = route(atoms, path_info)
+        allowed, allow_header = self._allowed(resource)
+        cherrypy.serving.response.headers["Allow"] = allow_header
         method = request.method
         handler: Handler | None = getattr(resource, "GET" if method == "HEAD" else method, None)
         if handler is None or method not in allowed:
             request.handler = functools.partial(self.handle, _raiser(MethodNotAllowed(method, allowed)))
             return
-        atoms = tuple(segment.replace("%2F", "/") for segment in segments[1:])
         request.handler = functools.partial(self.handle, handler, atoms, guarded=True)
+
+    def _allowed(self, resource: object) -> tuple[tuple[str, ...], str]:
+        """The methods of ``resource`` and its ``Allow`` header, found once per resource class."""
+        known = self._allow.get(type(resource))
+        if known is None:
+            allowed = _allowed(resource)
+            known = self._allow[type(resource)] = (allowed, ", ".join(allowed))
+        return known
 
     def handle(self, handler: Handler, atoms: tuple[str, ...] = (), guarded: bool = False) -> object:
         """Run ``handler`` with the path's atoms: after the 413 for a declared body over the limit and
@@ -146,7 +164,11 @@ def make_app(service: IImageService, metrics: IMetrics, settings: Settings) -> c
         log.info("derived images are generated only for signed URLs (url keys %s; the first signs)", ids)
     guard = WriteGuard(settings.api_keys)
     resources: dict[str, object] = {
-        "original": OriginalResource(service, metrics, settings, guard),
+        "original": OriginalRoutes(
+            ListingResource(service, guard),
+            OriginalResource(service, metrics, settings),
+            InfoResource(service, settings, guard),
+        ),
         "derived": DerivedResource(service, settings),
         "health": HealthResource(service),
         "metrics": MetricsResource(metrics),

@@ -108,55 +108,77 @@ def no_segment(path: tuple[str, ...]) -> None:
         raise NoSuchResource(cherrypy.serving.request.path_info)
 
 
-class OriginalResource:
-    """``/original/<id>``: upload, fetch, delete an original; ``/original/<id>/info`` describes it and
-    ``/original`` lists them. The upload body is parsed only once the id is known to be valid and free
-    (see ``read_upload``)."""
+class OriginalRoutes:
+    """Under ``/original``: the listing (``/original``), an original (``/original/<id>``) and its
+    description (``/original/<id>/info``), each a resource with its own methods (and ``Allow``)."""
 
-    def __init__(
-        self, service: IImageService, metrics: IMetrics, settings: Settings, guard: WriteGuard
-    ) -> None:
+    def __init__(self, listing: ListingResource, original: OriginalResource, info: InfoResource) -> None:
+        self._listing = listing
+        self._original = original
+        self._info = info
+
+    def route(self, atoms: tuple[str, ...], path_info: str) -> tuple[object, tuple[str, ...]]:
+        if path_info.endswith("/"):
+            return self._original, atoms  # which answers 404, as for any trailing slash
+        if not atoms:
+            return self._listing, atoms
+        if len(atoms) == 2 and atoms[1] == "info":
+            return self._info, atoms[:1]
+        return self._original, atoms
+
+
+class ListingResource:
+    """``/original?after=<cursor>&limit=<n>``: the originals by id, a page at a time; with api keys
+    set, only for a key holder (ids may be the only secret a site has)."""
+
+    def __init__(self, service: IImageService, guard: WriteGuard) -> None:
         self._service = service
-        self._metrics = metrics
-        self._settings = settings
         self._guard = guard
-        self._signer = UrlSigner(settings.url_keys) if settings.url_keys else None
 
-    def GET(self, *path: str) -> Iterable[bytes] | bytes:  # noqa: N802
-        if not path and cherrypy.serving.request.path_info == "/original":
-            return self._listing()
-        if len(path) == 2 and path[1] == "info" and not cherrypy.serving.request.path_info.endswith("/"):
-            return self._info(path[0])
-        original = self._service.original_file(only_segment(path))
-        return serve(original, self._settings.cache_control_original)
-
-    def _info(self, image_id: str) -> Iterable[bytes] | bytes:
-        description = self._service.original_info(image_id)
-        authorization = cherrypy.serving.request.headers.get("Authorization")
-        # Signed derived URLs only for a key holder: a URL key is what lets its bearer make new images.
-        signer = self._signer if self._signer is not None and self._guard.holds_key(authorization) else None
-        document = info_document(description, signer.sign if signer is not None else str)
-        body = json.dumps(document).encode("utf-8")
-        moments = [description.original.created, *(r.created for r in description.derived if r.created)]
-        stored = StoredFile(
-            io.BytesIO(body),
-            "application/json",
-            len(body),
-            max(moments),
-            f'"{hashlib.sha256(body).hexdigest()[:32]}"',
-        )
-        return serve(stored, "no-cache")
-
-    def _listing(self) -> bytes:
+    def GET(self, *path: str) -> bytes:  # noqa: N802
         request = cherrypy.serving.request
-        self._guard.require(request.headers.get("Authorization"))  # ids may be a site's only secret
+        self._guard.require(request.headers.get("Authorization"))
         after, limit = listing_query(request.query_string, DEFAULT_PAGE)
-        page = self._service.list_originals(after, limit)
-        document = listing_document(page)
+        document = listing_document(self._service.list_originals(after, limit))
         if document["next"] is not None:
             query = urllib.parse.urlencode({"after": document["next"], "limit": limit})
             cherrypy.serving.response.headers["Link"] = f'</original?{query}>; rel="next"'
         return _json(200, document)
+
+
+class InfoResource:
+    """``/original/<id>/info``: what the registry knows of an original and its derived images, with
+    validators. Derived URLs come signed to a key holder when url keys are set: a URL key is what lets
+    its bearer make new images."""
+
+    def __init__(self, service: IImageService, settings: Settings, guard: WriteGuard) -> None:
+        self._service = service
+        self._guard = guard
+        self._signer = UrlSigner(settings.url_keys) if settings.url_keys else None
+
+    def GET(self, *path: str) -> Iterable[bytes] | bytes:  # noqa: N802
+        description = self._service.original_info(only_segment(path))
+        authorization = cherrypy.serving.request.headers.get("Authorization")
+        signer = self._signer if self._signer is not None and self._guard.holds_key(authorization) else None
+        body = json.dumps(info_document(description, signer.sign if signer else str)).encode("utf-8")
+        moments = [description.original.created, *(r.created for r in description.derived if r.created)]
+        etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+        stored = StoredFile(io.BytesIO(body), "application/json", len(body), max(moments), etag)
+        return serve(stored, "no-cache")
+
+
+class OriginalResource:
+    """``/original/<id>``: upload, fetch, delete an original. The upload body is parsed only once the
+    id is known to be valid and free (see ``read_upload``)."""
+
+    def __init__(self, service: IImageService, metrics: IMetrics, settings: Settings) -> None:
+        self._service = service
+        self._metrics = metrics
+        self._settings = settings
+
+    def GET(self, *path: str) -> Iterable[bytes] | bytes:  # noqa: N802
+        original = self._service.original_file(only_segment(path))
+        return serve(original, self._settings.cache_control_original)
 
     def POST(self, *path: str) -> bytes:  # noqa: N802
         image_id = only_segment(path)
