@@ -80,7 +80,7 @@ def import_command(directory: Path, url: str, key: str | None, jobs: int, strict
         def report(result: importer.Result, entry: importer.Entry | None) -> None:
             nonlocal done
             if result.outcome not in (importer.Outcome.STORED, importer.Outcome.ALREADY) or verbose:
-                progress.console.print(result.line(), markup=False, highlight=False)
+                progress.console.print(result.line(), markup=False, highlight=False, soft_wrap=True)
             if entry is not None:  # an upload tried, not a file skipped before any
                 done += 1
                 progress.update(task, advance=entry.size, files=f"{done}/{len(found.entries)} files")
@@ -183,7 +183,9 @@ def pregenerate_command(
                     future.result()
                 except ClientError as exc:
                     failed += 1
-                    progress.console.print(f"failed: {name}: {exc}", markup=False, highlight=False)
+                    progress.console.print(
+                        f"failed: {name}: {exc}", markup=False, highlight=False, soft_wrap=True
+                    )
                 progress.update(task, advance=1, files=f"{count}/{len(work)} images")
     click.echo(f"pymager pregenerate: {len(work) - failed} of {len(work)} derived image(s) made or stored")
     return 1 if failed else 0
