@@ -156,39 +156,40 @@ def pregenerate_command(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--formats") from None
     console = Console()
-    failed = 0
+    failed = refused = 0
     with _client(url, key, jobs, url_keys) as client:
         try:
             ids = [item["id"] for item in client.iter_originals()] if everything else list(image_ids)
         except ClientError as exc:
             _error(f"listing the originals: {exc}")
             return 1
-        work = [(image_id, box, ext) for image_id in ids for box in boxes for ext in extensions]
-        with _progress(console) as progress, ThreadPoolExecutor(max_workers=jobs) as pool:
+        work: list[tuple[str, int, int, str, str | None]] = []
+        for image_id in ids:
+            try:
+                derived_path(image_id, 1, 1, "jpg")
+            except ValueError as exc:
+                refused += len(boxes) * len(extensions)
+                _error(f"{image_id}: {exc}")
+                continue
+            work += [(image_id, w, h, ext, mode) for w, h, mode in boxes for ext in extensions]
+        with _progress(console) as progress:
             task = progress.add_task("pregenerate", total=len(work), files=f"0/{len(work)} images")
-            futures = {
-                pool.submit(client.pregenerate, image_id, width, height, ext, mode): (
-                    image_id,
-                    width,
-                    height,
-                    mode,
-                    ext,
-                )
-                for image_id, (width, height, mode), ext in work
-            }
-            for count, future in enumerate(as_completed(futures), start=1):
-                image_id, width, height, mode, ext = futures[future]
-                name = derived_path(image_id, width, height, ext, mode)
-                try:
-                    future.result()
-                except ClientError as exc:
-                    failed += 1
-                    progress.console.print(
-                        f"failed: {name}: {exc}", markup=False, highlight=False, soft_wrap=True
-                    )
-                progress.update(task, advance=1, files=f"{count}/{len(work)} images")
-    click.echo(f"pymager pregenerate: {len(work) - failed} of {len(work)} derived image(s) made or stored")
-    return 1 if failed else 0
+            pool = ThreadPoolExecutor(max_workers=jobs)
+            try:
+                futures = {pool.submit(client.pregenerate, *item): derived_path(*item) for item in work}
+                for count, future in enumerate(as_completed(futures), start=1):
+                    try:
+                        future.result()
+                    except ClientError as exc:
+                        failed += 1
+                        line = f"failed: {futures[future]}: {exc}"
+                        progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+                    progress.update(task, advance=1, files=f"{count}/{len(work)} images")
+            finally:  # Ctrl-C: what is queued is dropped, the requests in flight end
+                pool.shutdown(wait=True, cancel_futures=True)
+    made, total = len(work) - failed, len(work) + refused
+    click.echo(f"pymager pregenerate: {made} of {total} derived image(s) made or stored")
+    return 1 if failed or refused else 0
 
 
 # info, ls, rm

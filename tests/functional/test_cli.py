@@ -243,3 +243,11 @@ def test_cli_pregenerate_all_uses_the_listing(server: Server, stored: str, listi
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert (server.data_directory / "derived" / stored / "30x30.jpg").is_file()
+
+
+def test_cli_pregenerate_reports_an_id_outside_the_grammar(server: Server, stored: str) -> None:
+    result = pymager("pregenerate", "--url", server.base_url, "--sizes", "20x20", "not an id", stored)
+
+    assert result.returncode == 1
+    assert "not an id" in result.stderr
+    assert "1 of 2 derived image(s)" in result.stdout
