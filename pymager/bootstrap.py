@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,15 +25,17 @@ from pymager.errors import ServiceUnavailable
 from pymager.interfaces import IGenerationLocks
 from pymager.process import tune_process
 from pymager.repair import Finding, Repairer
-from pymager.service import ImageService
+from pymager.service import BackfillReport, ImageService
 from pymager.web.app import make_app
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "BackfillReport",
     "Components",
     "RegistryPlugin",
     "StartupError",
+    "backfill",
     "build",
     "check_consistency",
     "database_label",
@@ -101,6 +104,13 @@ def _generation_locks(settings: Settings, registry: SqlRegistry) -> IGenerationL
 def build(settings: Settings) -> Components:
     """Wire the service to its adapters and check that the data directory and registry are usable."""
     blobs, registry = _open_storage(settings)
+    metrics = PrometheusMetrics()
+    return Components(_service(settings, registry, blobs, metrics), registry, blobs, metrics)
+
+
+def _service(
+    settings: Settings, registry: SqlRegistry, blobs: FileBlobStore, metrics: PrometheusMetrics
+) -> ImageService:
     processor = PillowProcessor(
         settings.jpeg_quality,
         settings.decode_limits,
@@ -111,17 +121,29 @@ def build(settings: Settings) -> Components:
         avif_speed=settings.avif_speed,
         max_derived_frames=settings.max_derived_frames,
     )
-    metrics = PrometheusMetrics()
     locks = _generation_locks(settings, registry)
-    service = ImageService(settings, registry, blobs, processor, locks, metrics)
-    return Components(service, registry, blobs, metrics)
+    return ImageService(settings, registry, blobs, processor, locks, metrics)
 
 
 def check_consistency(settings: Settings, repair: bool) -> list[Finding]:
     """Compare the registry with the data directory; with ``repair``, fix what is found."""
     blobs, registry = _open_storage(settings)
     try:
-        return Repairer(settings, registry, blobs, FileInventory(blobs)).run(repair)
+        # The service makes a missing reduced copy again, as a backfill does.
+        rebuild = _service(settings, registry, blobs, PrometheusMetrics()).rebuild_reduced
+        repairer = Repairer(settings, registry, blobs, FileInventory(blobs), rebuild_reduced=rebuild)
+        return repairer.run(repair)
+    finally:
+        registry.dispose()
+
+
+def backfill(settings: Settings, progress: Callable[[int, int], None] | None = None) -> BackfillReport:
+    """Give every original stored before pymager made reduced copies (or recorded its traits, upright
+    size and ThumbHash) its copies and facts (``ImageService.backfill``): resumable, and safe beside
+    running servers. ``progress(done, total)`` is called before the first original and after each."""
+    blobs, registry = _open_storage(settings)
+    try:
+        return _service(settings, registry, blobs, PrometheusMetrics()).backfill(progress)
     finally:
         registry.dispose()
 

@@ -61,6 +61,9 @@ class Settings:
     max_derived_frames: int | None = None
     pad_colour: tuple[int, int, int] = (255, 255, 255)
     detect_focus: bool = True
+    # Reduced copies made at upload, by long side (README, "Reduced copies"); off: derive from originals.
+    reduced_copy: bool = True
+    reduced_copies: tuple[int, ...] = (3000, 640)
     cache_control_original: str = "public, max-age=86400"
     cache_control_derived: str = "public, max-age=86400"
     etag_style: EtagStyle = "apache"
@@ -110,6 +113,12 @@ class Settings:
             return self.max_waiting_generations
         slots = self.max_concurrent_generations
         return max(slots, min(COLD_REQUESTS_PER_SLOT * slots, self.thread_pool // 2))
+
+    @property
+    def reduced_sides(self) -> tuple[int, ...]:
+        """The long sides of the reduced copies uploads make: ``reduced_copies``, none when
+        ``reduced_copy`` is off."""
+        return self.reduced_copies if self.reduced_copy else ()
 
     @property
     def size_policy(self) -> SizePolicy:
@@ -206,6 +215,14 @@ def _boolean(text: str) -> bool:
     raise ValueError("expected on or off")
 
 
+def _sides(text: str) -> tuple[int, ...]:
+    """``3000, 640``: long sides in pixels, kept largest first."""
+    sides = {_positive_int(part) for part in text.split(",") if part.strip()}
+    if not sides:
+        raise ValueError("expected one or more long sides in pixels, e.g. 3000, 640")
+    return tuple(sorted(sides, reverse=True))
+
+
 def _text(text: str) -> str:
     return text
 
@@ -259,6 +276,8 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "max_derived_frames": _positive_int,
         "pad_colour": _colour,
         "detect_focus": _boolean,
+        "reduced_copy": _boolean,
+        "reduced_copies": _sides,
         "cache_control_original": _text,
         "cache_control_derived": _text,
         "etag_style": _etag_style,

@@ -380,6 +380,7 @@ class ImageInfo:
     traits: Traits = STILL_OPAQUE
     upright: Size | None = None  # the size once EXIF orientation is applied (None: as stored)
     placeholder: Placeholder | None = None
+    reduced: tuple[int, ...] = ()  # the long sides of the reduced copies identify wrote, largest first
 
 
 @dataclass(frozen=True)
@@ -414,6 +415,9 @@ class Original:
     traits: Traits | None = None
     upright: Size | None = None
     placeholder: Placeholder | None = None
+    # The long sides of its reduced copies, largest first (README, "Reduced copies"); None: stored
+    # before pymager made them (not yet backfilled), () when it needs none.
+    reduced: tuple[int, ...] | None = None
 
     @property
     def described(self) -> bool:

@@ -4,7 +4,7 @@ tests prove each implementation with ``verifyObject``."""
 # ruff: noqa: N805  (zope interface methods are declared without ``self``)
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import BinaryIO, NamedTuple
@@ -51,6 +51,10 @@ class IOriginalRepository(Interface):
     def set_facts(image_id: ImageId, info: ImageInfo) -> None:
         """Record what ``identify`` found (traits, upright size, placeholder) of an original stored
         before pymager recorded it."""
+
+    def set_reduced(image_id: ImageId, sides: tuple[int, ...]) -> None:
+        """Record the long sides of the reduced copies published of an original (``()``: it needs
+        none)."""
 
     def list_page(after: ImageId | None, limit: int) -> list[OriginalRecord]:
         """At most ``limit`` ready originals by id ascending, after the id ``after`` (from the first
@@ -191,6 +195,17 @@ class IBlobStore(Interface):
     def stage_derived(spec: DerivedSpec) -> IStagedFile:
         """Return an ``IStagedFile`` that publishes the derived image ``spec``."""
 
+    def stage_reduced(image_id: ImageId, side: int) -> IStagedFile:
+        """Return an ``IStagedFile`` that publishes the reduced copy of long side ``side`` of the
+        original ``image_id``. The caller publishes it under the original's row lock, as the original."""
+
+    def open_reduced(image_id: ImageId, side: int) -> BinaryIO | None:
+        """Open the reduced copy of long side ``side`` of ``image_id`` for reading, ``None`` if there
+        is none. The caller closes it; it stays readable if the original is deleted meanwhile."""
+
+    def has_reduced(image_id: ImageId, side: int) -> bool:
+        """Whether the reduced copy of long side ``side`` of ``image_id`` is published."""
+
     def published_traits(image_id: ImageId) -> Traits | None:
         """The traits published for ``image_id`` by ``publish_traits`` (what an ``auto`` URL's format
         is chosen from: animated, or alpha, or neither; alpha is not kept for an animation, whose
@@ -209,8 +224,8 @@ class IBlobStore(Interface):
         ``IRetiredFiles`` to remove later, or ``None`` when there were none."""
 
     def delete_image(image_id: ImageId) -> None:
-        """Remove the original ``image_id`` and every derived image of it. Missing ones are not an
-        error."""
+        """Remove the original ``image_id``, its reduced copies and every derived image of it. Missing
+        ones are not an error."""
 
     def check() -> None:
         """Raise ``StorageFailed`` unless the store is usable for writing."""
@@ -243,6 +258,13 @@ class IBlobInventory(Interface):
     def list_leftovers() -> list[Leftover]:
         """Every ``Leftover`` in the store."""
 
+    def list_reduced() -> list[tuple[ImageId, int, datetime]]:
+        """Every published reduced copy: its original's id, its long side, its modification time."""
+
+    def remove_reduced(image_id: ImageId, side: int, listed: datetime | None = None) -> None:
+        """Remove the reduced copy of long side ``side`` of ``image_id``; with ``listed``, only if its
+        modification time is still that. Missing is not an error."""
+
     def remove_original(image_id: ImageId, listed: datetime) -> None:
         """Remove the original ``image_id`` if its modification time is still ``listed`` (otherwise an
         upload published it again since it was listed). Missing is not an error."""
@@ -260,10 +282,15 @@ class IBlobInventory(Interface):
 class IImageProcessor(Interface):
     """Decoding, checking and transforming images."""
 
-    def identify(source: BinaryIO) -> ImageInfo:
+    def identify(source: BinaryIO, reduced: Mapping[int, BinaryIO] | None = None) -> ImageInfo:
         """Return the ``ImageInfo`` of the image in the binary file ``source`` (read from its start; the
         caller closes it) after decoding it completely, with the focal point detected in the decoded
         picture (upright coordinates) unless detection is off.
+
+        ``reduced`` maps long sides to files: for each side smaller than the upright picture, write its
+        reduced copy there, made from the decoded picture (its first frame): upright, sRGB, no
+        metadata, exactly ``reduced_size`` (``pymager.reduced``). ``ImageInfo.reduced`` lists the sides
+        written; the other files are left empty.
 
         Raise ``UnsupportedImage`` when it is not an image in an accepted format (without handing it to
         any other decoder), ``DecodingLimit`` when it is over a decoding limit and ``CorruptImage`` when
@@ -275,6 +302,12 @@ class IImageProcessor(Interface):
         ``rendition.focus``), converted to sRGB from its embedded colour profile, encoded as
         ``rendition.format`` with no metadata and no large colour profile. Return the size of the
         picture made."""
+
+    def derive_reduced(source: BinaryIO, rendition: Rendition, upright: Size, out: BinaryIO) -> Size:
+        """Like ``derive``, from ``source``, a reduced copy (as ``identify`` writes them) of an original
+        whose upright size is ``upright``: the same geometry (crop window around the focal point,
+        fitted size) as from that original, the first frame only. Return the size of the picture
+        made."""
 
 
 class IHeldLock(Interface):

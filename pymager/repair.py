@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pymager.config import Settings
-from pymager.domain import DerivedRecord, DerivedSpec, DerivedStatus, ImageId, OriginalRecord, OriginalStatus
+from pymager.domain import (
+    DerivedRecord,
+    DerivedSpec,
+    DerivedStatus,
+    ImageId,
+    Original,
+    OriginalRecord,
+    OriginalStatus,
+)
+from pymager.errors import ImageNotFound, PymagerError
 from pymager.interfaces import IBlobInventory, IBlobStore, IRegistry, Leftover
 from pymager.owners import owner_alive
 
@@ -33,6 +42,8 @@ class Finding:
     problem: str
     subject: str
     remedy: str
+    # False: a fact to know, not damage (originals not yet backfilled); --repair leaves it alone.
+    damage: bool = True
 
     def __str__(self) -> str:
         return f"{self.problem}: {self.subject} -> {self.remedy}"
@@ -46,12 +57,16 @@ class Repairer:
         blobs: IBlobStore,
         inventory: IBlobInventory,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rebuild_reduced: Callable[[Original], None] | None = None,
     ) -> None:
+        """``rebuild_reduced`` makes an original's reduced copies again (``ImageService.rebuild_reduced``);
+        without it a missing copy is reported, and derivations keep reading the original."""
         self._settings = settings
         self._registry = registry
         self._blobs = blobs
         self._inventory = inventory
         self._clock = clock
+        self._rebuild_reduced = rebuild_reduced
 
     def purge_derived(self, image_ids: Collection[ImageId] | None = None) -> list[DerivedSpec]:
         """Remove the published derived images of ``image_ids`` (of every original when ``None``) and
@@ -130,11 +145,83 @@ class Repairer:
                 remover = self._orphan(spec.image_id, spec, modified)
                 found("derived file without a row", spec.key, "remove the file", remover)
 
+        self._check_reduced(originals, deleted, grace, found)
         for leftover in self._inventory.list_leftovers():
             if _abandoned(leftover.owner, leftover.modified, grace):
                 remover = self._leftover(leftover)
                 found("leftover temporary file or directory", leftover.name, "remove it", remover)
+        not_backfilled = sum(
+            1
+            for image_id, record in originals.items()
+            if image_id not in deleted and record.original.reduced is None
+        )
+        if not_backfilled and self._settings.reduced_copy:
+            remedy = (
+                "pymager backfill makes their reduced copies (derived images read the originals until then)"
+            )
+            findings.append(
+                Finding("not yet backfilled", f"{not_backfilled} original(s)", remedy, damage=False)
+            )
         return findings
+
+    def _check_reduced(
+        self,
+        originals: dict[ImageId, OriginalRecord],
+        deleted: set[ImageId],
+        grace: datetime,
+        found: Callable[[str, str, str, Callable[[], None]], None],
+    ) -> None:
+        """Reduced copies recorded but missing (rebuilt from the original), and copies on disk that no
+        ready original records (removed)."""
+        listed = self._inventory.list_reduced()
+        on_disk = {(image_id, side) for image_id, side, _ in listed}
+        for image_id, record in originals.items():
+            if image_id in deleted or record.status is not OriginalStatus.READY:
+                continue
+            missing = [side for side in record.original.reduced or () if (image_id, side) not in on_disk]
+            if missing:
+                subject = f"{image_id} ({', '.join(f'{side} px' for side in missing)})"
+                found(
+                    "reduced copy missing",
+                    subject,
+                    "make it again from the original",
+                    self._rebuilder(record),
+                )
+        for image_id, side, modified in listed:
+            owner = originals.get(image_id)
+            if image_id in deleted or modified >= grace:
+                continue
+            if owner is None or side not in (owner.original.reduced or ()):
+                remover = self._reduced_orphan(image_id, side, modified)
+                found("reduced copy without its original", f"{image_id} ({side} px)", "remove it", remover)
+
+    def _rebuilder(self, seen: OriginalRecord) -> Callable[[], None]:
+        def rebuild() -> None:
+            if self._rebuild_reduced is None:
+                log.warning("cannot rebuild the reduced copies of %s here", seen.original.image_id)
+                return
+            try:
+                self._rebuild_reduced(seen.original)  # checks under the row lock it is still this one
+            except ImageNotFound:
+                return  # deleted or replaced since the snapshot
+            except PymagerError as exc:
+                log.error("rebuilding the reduced copies of %s failed: %s", seen.original.image_id, exc)
+
+        return rebuild
+
+    def _reduced_orphan(self, image_id: ImageId, side: int, listed: datetime) -> Callable[[], None]:
+        """Remove a copy no original records, if still none does: uploads publish theirs under the
+        original's row lock."""
+
+        def remove() -> None:
+            with self._registry.unit_of_work(write=True) as uow:
+                current = uow.originals.lock(image_id)
+                if current is not None and side in (current.original.reduced or ()):
+                    return
+                self._inventory.remove_reduced(image_id, side, listed)
+                uow.commit()
+
+        return remove
 
     def _deleter(self, seen: OriginalRecord) -> Callable[[], None]:
         """Finish deleting an original, if its row is still the one seen (not a re-upload since)."""

@@ -6,6 +6,9 @@ Consistency protocol (see README, "Design"):
   committing. Bad input never creates a row or leaves a file.
 - Delete: mark the row ``DELETING`` (readers see 404, re-uploads 409), remove the files, delete the
   rows. A crash in between leaves a ``DELETING`` row that a retried DELETE (or the repair) completes.
+- Reduced copies: made by the upload check's decode, staged beside the original and published in the
+  same transaction, before the original (both or neither); removed with it. Originals stored before
+  them get theirs from ``backfill``, under the row lock as publications are.
 - Derive: a published derived image is served without touching the registry. On a miss, one thread
   per process leads (single flight) and takes the image's cross-process lock (or blocks on it while
   another process generates); under the lock it claims the derived row, renders to a staged file and
@@ -25,8 +28,8 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import replace
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import BinaryIO
 
@@ -58,6 +61,7 @@ from pymager.errors import (
     ImageAlreadyExists,
     ImageNotFound,
     InvalidListing,
+    PymagerError,
     ServiceUnavailable,
     SizeNotAllowed,
     StorageFull,
@@ -73,6 +77,7 @@ from pymager.interfaces import (
     IStagedFile,
 )
 from pymager.owners import new_owner
+from pymager.reduced import choose_copy
 from pymager.signing import SignedPath, UrlSigner
 from pymager.singleflight import FlightTimeout, SingleFlight
 
@@ -97,6 +102,16 @@ MAX_PAGE = 1000
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class BackfillReport:
+    """What ``ImageService.backfill`` did: the originals it gave their reduced copies and facts, those
+    gone meanwhile (deleted or replaced), and those that failed, with why (each failure is logged)."""
+
+    backfilled: int = 0
+    gone: int = 0
+    failed: dict[ImageId, str] = field(default_factory=dict)
 
 
 def _with_facts(original: Original, info: ImageInfo) -> Original:
@@ -152,10 +167,12 @@ class ImageService:
         upload = open_upload()
         requested_focus = Focus.parse(upload.focus) if upload.focus is not None else None
         staged = self._blobs.stage_original(valid_id)
-        try:
+        with ExitStack() as cleanup:
+            cleanup.callback(staged.discard)
             size, checksum = self._copy_limited(upload.file, staged.file)
+            copies = self._stage_reduced(valid_id, cleanup)
             with staged.open_for_reading() as written:
-                info = self._processor.identify(written)
+                info = self._processor.identify(written, {side: copy.file for side, copy in copies.items()})
             focus = requested_focus or info.focus or CENTRE
             original = Original(
                 valid_id,
@@ -168,13 +185,17 @@ class ImageService:
                 focus,
             )
             original = _with_facts(original, info)
+            if self._settings.reduced_copy:
+                original = replace(original, reduced=info.reduced)
             with self._registry.unit_of_work(write=True) as uow:
                 if not uow.originals.add(original):
                     raise ImageAlreadyExists(valid_id)
+                # The copies first: a failure half-way leaves files without a row (removed by the
+                # repair), never an original recorded without its copies.
+                for side in info.reduced:
+                    copies[side].publish()
                 staged.publish()
                 uow.commit()
-        finally:
-            staged.discard()
         log.info(
             "stored original %s (%s %dx%d, %d bytes)",
             valid_id,
@@ -245,33 +266,89 @@ class ImageService:
             raise
         return self._described(seen, publish_traits=True).traits or STILL_OPAQUE
 
-    def _described(self, seen: Original, publish_traits: bool = False) -> Original:
+    def _described(self, seen: Original, publish_traits: bool = False, reduce: bool = False) -> Original:
         """``seen`` with every fact ``identify`` finds: an original stored before pymager recorded them
-        is decoded once and they are recorded. With ``publish_traits``, its traits are published too.
-        Both under the row lock, and only for the original seen: never a deleted one's facts for its
-        replacement."""
-        info = None if seen.described else self._identify_stored(seen)
-        if info is None and not publish_traits:
-            return seen
-        with self._registry.unit_of_work(write=True) as uow:
-            current = uow.originals.lock(seen.image_id)
-            if current is None or current.status is not OriginalStatus.READY or current.original != seen:
-                raise ImageNotFound(seen.image_id)
-            described = seen
-            if info is not None:
-                uow.originals.set_facts(seen.image_id, info)
-                described = _with_facts(seen, info)
-            if publish_traits and described.traits is not None:
-                self._blobs.publish_traits(seen.image_id, described.traits)
-            uow.commit()
-        return described
+        is decoded once and they are recorded. With ``publish_traits``, its traits are published too;
+        with ``reduce``, it is decoded in any case and its reduced copies are made and published. All
+        under the row lock, and only for the original seen: never a deleted one's facts or copies for
+        its replacement."""
+        with ExitStack() as cleanup:
+            copies = self._stage_reduced(seen.image_id, cleanup) if reduce else {}
+            info = None if seen.described and not reduce else self._identify_stored(seen, copies)
+            if info is None and not publish_traits:
+                return seen
+            with self._registry.unit_of_work(write=True) as uow:
+                current = uow.originals.lock(seen.image_id)
+                if current is None or current.status is not OriginalStatus.READY or current.original != seen:
+                    raise ImageNotFound(seen.image_id)
+                described = seen
+                if info is not None:
+                    uow.originals.set_facts(seen.image_id, info)
+                    described = _with_facts(seen, info)
+                if reduce and self._settings.reduced_copy and info is not None:
+                    for side in info.reduced:
+                        copies[side].publish()
+                    uow.originals.set_reduced(seen.image_id, info.reduced)
+                    described = replace(described, reduced=info.reduced)
+                if publish_traits and described.traits is not None:
+                    self._blobs.publish_traits(seen.image_id, described.traits)
+                uow.commit()
+            return described
 
-    def _identify_stored(self, original: Original) -> ImageInfo:
+    def _identify_stored(self, original: Original, copies: dict[int, IStagedFile] | None = None) -> ImageInfo:
         stored = self._blobs.open_original(original.image_id, original.format)
         if stored is None:
             raise ImageNotFound(original.image_id)
         with stored.file:
-            return self._processor.identify(stored.file)
+            return self._processor.identify(
+                stored.file, {side: copy.file for side, copy in (copies or {}).items()}
+            )
+
+    def _stage_reduced(self, image_id: ImageId, cleanup: ExitStack) -> dict[int, IStagedFile]:
+        """A staged file for each reduced copy the settings ask for, discarded when ``cleanup`` ends
+        (a no-op for those published)."""
+        copies = {}
+        for side in self._settings.reduced_sides:
+            copies[side] = self._blobs.stage_reduced(image_id, side)
+            cleanup.callback(copies[side].discard)
+        return copies
+
+    # -- reduced copies --------------------------------------------------------------------------
+
+    def backfill(self, progress: Callable[[int, int], None] | None = None) -> BackfillReport:
+        """Give every ready original stored before pymager made reduced copies (or recorded its facts:
+        traits, upright size, ThumbHash) its copies and facts, one original at a time, each under its
+        row lock as uploads publish (safe beside running servers). Resumable: what is done is skipped.
+        ``progress(done, total)`` is called before the first and after each original."""
+        with self._registry.unit_of_work() as uow:
+            pending = [
+                record.original
+                for record in uow.originals.list_all()
+                if record.status is OriginalStatus.READY and self._lacks_anything(record.original)
+            ]
+        report = BackfillReport()
+        if progress is not None:
+            progress(0, len(pending))
+        for done, seen in enumerate(pending, start=1):
+            try:
+                self._described(seen, reduce=self._settings.reduced_copy)
+                report.backfilled += 1
+            except ImageNotFound:
+                report.gone += 1  # deleted or replaced since it was listed: its successor has its own
+            except PymagerError as exc:
+                log.error("backfilling %s failed: %s", seen.image_id, exc)
+                report.failed[seen.image_id] = str(exc)
+            if progress is not None:
+                progress(done, len(pending))
+        return report
+
+    def rebuild_reduced(self, seen: Original) -> None:
+        """Make the reduced copies of ``seen`` again from it (the repair of a missing one); raise
+        ``ImageNotFound`` if it is no longer the ready original of its id."""
+        self._described(seen, reduce=True)
+
+    def _lacks_anything(self, original: Original) -> bool:
+        return not original.described or (self._settings.reduced_copy and original.reduced is None)
 
     def original_info(self, image_id: str) -> OriginalDescription:
         valid_id = ImageId(image_id)
@@ -449,17 +526,39 @@ class ImageService:
         return it and the size of the picture made."""
         staged = self._blobs.stage_derived(spec)
         try:
-            # Opened, the original stays readable even if a concurrent DELETE removes it meanwhile.
-            source = self._blobs.open_original(spec.image_id, original.format)
-            if source is None:
-                raise ImageNotFound(spec.image_id)
-            with source.file:
-                rendition = Rendition(self._sizes.box(spec.size), spec.mode, spec.format, original.focus)
-                produced = self._processor.derive(source.file, rendition, staged.file)
+            rendition = Rendition(self._sizes.box(spec.size), spec.mode, spec.format, original.focus)
+            produced = self._render_reduced(spec, original, rendition, staged)
+            if produced is None:
+                # Opened, the original stays readable even if a concurrent DELETE removes it meanwhile.
+                source = self._blobs.open_original(spec.image_id, original.format)
+                if source is None:
+                    raise ImageNotFound(spec.image_id)
+                with source.file:
+                    produced = self._processor.derive(source.file, rendition, staged.file)
         except BaseException:
             staged.discard()
             raise
         return staged, produced
+
+    def _render_reduced(
+        self, spec: DerivedSpec, original: Original, rendition: Rendition, staged: IStagedFile
+    ) -> Size | None:
+        """Render from the smallest reduced copy that is enough (``choose_copy``), if any; ``None``
+        when the original must be read: no copy is enough, the output animates (copies are of the
+        first frame), or the copy is missing (until ``--repair`` rebuilds it)."""
+        if not original.reduced or original.upright is None or original.traits is None:
+            return None
+        if spec.format.animates and original.traits.animated:
+            return None
+        side = choose_copy(rendition, original.upright, original.reduced)
+        if side is None:
+            return None
+        source = self._blobs.open_reduced(spec.image_id, side)
+        if source is None:
+            log.warning("the %d px reduced copy of %s is missing; reading the original", side, spec.image_id)
+            return None
+        with source:
+            return self._processor.derive_reduced(source, rendition, original.upright, staged.file)
 
     def _publish(
         self, spec: DerivedSpec, original: Original, owner: str, staged: IStagedFile, produced: Size

@@ -7,6 +7,8 @@ Layout (a front web server computes a derived path from its URL alone)::
     <data>/derived/<id>/<W>x<H>[-<mode>].<ext>   (fill names no mode; fit and pad do)
     <data>/derived/<id>/.traits-<kind>           (animated, alpha or opaque: what a front server
                                                   choosing an ``auto`` format reads; an empty file)
+    <data>/reduced/<id>/<side>                   reduced copies of the original (JPEG or PNG, named by
+                                                  long side; never served)
     .tmp-<host>~<pid>~*     temporary files, always beside their final path, never served
     .trash-<host>~<pid>~*   derived directories being removed by a delete
 
@@ -218,12 +220,14 @@ class FileBlobStore:
         self._etag = _ETAG_FORMULAS[etag_style]
         self.originals = root / "originals"
         self.derived = root / "derived"
+        self.reduced = root / "reduced"
         self._originals_root = str(self.originals)
         self._derived_root = str(self.derived)
+        self._reduced_root = str(self.reduced)
 
     def prepare(self) -> None:
         """Create the directory layout; raise ``ServiceUnavailable`` if it cannot be written."""
-        for directory in (self.originals, self.derived):
+        for directory in (self.originals, self.derived, self.reduced):
             try:
                 directory.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -238,6 +242,10 @@ class FileBlobStore:
         """The final path of a derived image, computable from its URL alone
         (``derived/<id>/<W>x<H>[-<mode>].<ext>``, the canonical extension)."""
         return f"{self._derived_root}/{ImageId(spec.image_id)}/{spec.name}"
+
+    def reduced_path(self, image_id: ImageId, side: int) -> str:
+        """Where the reduced copy of long side ``side`` of ``image_id`` is published."""
+        return f"{self._reduced_root}/{ImageId(image_id)}/{int(side)}"
 
     def open_original(self, image_id: ImageId, image_format: ImageFormat) -> StoredFile | None:
         return _open(self.original_path(image_id), image_format.mime_type, self._etag, "reading the original")
@@ -256,6 +264,23 @@ class FileBlobStore:
 
     def stage_derived(self, spec: DerivedSpec) -> StagedFile:
         return StagedFile(Path(self.derived_path(spec)), "storing the derived image")
+
+    def stage_reduced(self, image_id: ImageId, side: int) -> StagedFile:
+        return StagedFile(Path(self.reduced_path(image_id, side)), "storing a reduced copy")
+
+    def open_reduced(self, image_id: ImageId, side: int) -> BinaryIO | None:
+        doing = "reading a reduced copy"
+        try:
+            fd = os.open(self.reduced_path(image_id, side), os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise storage_failure(exc, doing) from exc
+        # Decoded by Pillow: through a _StoreFile, so a read error is a storage failure, not corrupt data.
+        return io.BufferedReader(_StoreFile(fd, doing))
+
+    def has_reduced(self, image_id: ImageId, side: int) -> bool:
+        return os.path.isfile(self.reduced_path(image_id, side))
 
     def published_traits(self, image_id: ImageId) -> Traits | None:
         directory = f"{self._derived_root}/{ImageId(image_id)}/"
@@ -301,6 +326,18 @@ class FileBlobStore:
             retired.remove()
         with _storage("deleting the image"), contextlib.suppress(FileNotFoundError):
             os.unlink(self.original_path(image_id))
+        self._delete_reduced(image_id)
+
+    def _delete_reduced(self, image_id: ImageId) -> None:
+        """Remove the reduced copies of ``image_id``, then their directory."""
+        directory = self.reduced / ImageId(image_id)
+        with _storage("deleting the image"):
+            for entry in _entries(directory):
+                if not entry.name.startswith(TEMP_PREFIX):  # a staged copy is its writer's to discard
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+        with contextlib.suppress(OSError):  # not empty: a staged copy of an upload in progress
+            directory.rmdir()
 
     def check(self) -> None:
         # A read-only data directory (ext4 remounts itself so after I/O errors) serves hits but stores
@@ -345,9 +382,24 @@ class FileInventory:
                     found.append((spec, _mtime(entry)))
         return found
 
+    def list_reduced(self) -> list[tuple[ImageId, int, datetime]]:
+        found = []
+        for directory in _entries(self._store.reduced):
+            if not (directory.is_dir() and _is_image_id(directory.name)):
+                continue
+            for entry in _entries(Path(directory.path)):
+                if entry.name.isdigit() and entry.name == str(int(entry.name)) and entry.is_file():
+                    found.append((ImageId(directory.name), int(entry.name), _mtime(entry)))
+        return found
+
+    def remove_reduced(self, image_id: ImageId, side: int, listed: datetime | None = None) -> None:
+        self._remove(self._store.reduced_path(image_id, side), listed)
+        with contextlib.suppress(OSError):  # an emptied directory goes with its last copy
+            (self._store.reduced / ImageId(image_id)).rmdir()
+
     def list_leftovers(self) -> list[Leftover]:
         found = []
-        for directory in (self._store.originals, self._store.derived):
+        for directory in (self._store.originals, self._store.derived, self._store.reduced):
             for path in directory.rglob(".*") if directory.is_dir() else ():
                 for prefix in (TEMP_PREFIX, _TRASH_PREFIX):
                     if path.name.startswith(prefix):

@@ -12,6 +12,9 @@ A derivation is one list of steps, each in its own module of ``pymager.adapters.
 8. pad         centre on the canvas (``output``)
 9. encode      to what the format stores, without metadata or profile (``output``)
 
+A reduced copy (``reduction``, made by ``identify``) is derived from with steps 1-5, 8 and 9: it is
+upright and sRGB already (``derive_reduced``).
+
 An animated original asked as GIF, WebP or AVIF keeps every frame: steps 4 to 8 run on each frame in
 turn as the encoder asks for it (``animation``), with the first frame's geometry. JPEG and PNG get the
 first frame.
@@ -20,12 +23,13 @@ first frame.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import BinaryIO
 
 from PIL import Image, ImageFile
 from zope.interface import implementer
 
-from pymager.adapters.imaging import animation, colour, geometry, modes, orientation, output
+from pymager.adapters.imaging import animation, colour, geometry, modes, orientation, output, reduction
 from pymager.adapters.imaging.decoding import (
     DERIVE_DECODER_BLOCK,
     IDENTIFY_DECODER_BLOCK,
@@ -40,6 +44,7 @@ from pymager.adapters.imaging.placeholder import placeholder
 from pymager.domain import DecodeLimits, Focus, ImageFormat, ImageInfo, Rendition, Size
 from pymager.errors import TooManyFrames
 from pymager.interfaces import IImageProcessor
+from pymager.reduced import applicable_sides
 
 # Resize first by an integer factor down to at most this many times the final size, then resample.
 REDUCING_GAP = 2.0
@@ -73,28 +78,36 @@ class PillowProcessor:
         # An animation longer than this is refused as an animated format (TooManyFrames).
         self.max_derived_frames = self.limits.max_frames if max_derived_frames is None else max_derived_frames
 
-    def identify(self, source: BinaryIO) -> ImageInfo:
+    def identify(self, source: BinaryIO, reduced: Mapping[int, BinaryIO] | None = None) -> ImageInfo:
         check_whole_container(source, self.limits)
         small: Image.Image | None = None
         upright = None
+        copies: list[tuple[int, Image.Image]] = []
         with open_image(source, self.limits, IDENTIFY_DECODER_BLOCK) as image:
             image_format = ImageFormat(image.format)
             width, height = image.size  # as stored, before any draft scaling
             image_traits = traits(image)
             profile = colour.embedded_profile(image)
+            sides = applicable_sides(Size(width, height), reduced or {})
+            # The check's own decode yields the copies: a JPEG at the DCT scale the largest one needs.
+            at_least = reduction.draft_size((width, height), sides)
             with decoding(image_format):
                 self.limits.check_frames(getattr(image, "n_frames", 1), width, height)
-                for index, frame in enumerate(decode_all_frames(image)):
+                for index, frame in enumerate(decode_all_frames(image, at_least)):
                     if index == 0:
                         exif_orientation = orientation.orientation(frame)
                         upright = Size(*orientation.to_stored_size((width, height), exif_orientation))
                         small = orientation.upright(_small_copy(frame), exif_orientation)
+                        copies = reduction.make(frame, upright, exif_orientation, profile, sides)
         if image_format is ImageFormat.PNG:
             verify_png(source, self.limits)
+        for side, picture in copies:  # outside ``decoding``: writing them is no decoding
+            reduction.encode(picture, (reduced or {})[side])
         # Outside ``decoding``: a failure in detection is the server's, not a corrupt upload.
         focus = None if small is None or not self.detect_focus else _detect_focus(small)
         shown = None if small is None else placeholder(small, profile)
-        return ImageInfo(image_format, width, height, focus, image_traits, upright, shown)
+        made = tuple(side for side, _ in copies)
+        return ImageInfo(image_format, width, height, focus, image_traits, upright, shown, made)
 
     def derive(self, source: BinaryIO, rendition: Rendition, out: BinaryIO) -> Size:
         with open_image(source, self.limits, DERIVE_DECODER_BLOCK) as image:
@@ -125,6 +138,23 @@ class PillowProcessor:
                 output.encode(first, rendition.format, self.encoding, out, frames, plan)
                 return Size(*first.size)
         finished = steps.finish(first)
+        output.encode(finished, rendition.format, self.encoding, out)
+        return Size(*finished.size)
+
+    def derive_reduced(self, source: BinaryIO, rendition: Rendition, upright: Size, out: BinaryIO) -> Size:
+        with open_image(source, self.limits, DERIVE_DECODER_BLOCK) as image:
+            image_format = ImageFormat(image.format)
+            with decoding(image_format):
+                if image.format == "JPEG":
+                    image.draft(None, geometry.decoded_size_needed(rendition, image.size, 1))
+                image.load()
+                picture = modes.working_copy(image)
+            plan = geometry.plan_reduced(rendition, (upright.width, upright.height), picture.size)
+            resized = picture.resize(
+                plan.size, Image.Resampling.LANCZOS, box=plan.box, reducing_gap=REDUCING_GAP
+            )
+        padded = output.pad(resized, plan.canvas, rendition.format, self.pad_colour)
+        finished = output.for_output(padded, rendition.format)
         output.encode(finished, rendition.format, self.encoding, out)
         return Size(*finished.size)
 

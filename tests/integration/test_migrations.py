@@ -51,7 +51,7 @@ def test_head_revision_is_the_current_revision_after_upgrade(empty_database_url:
     try:
         assert migrate.current_revision(engine) is None
         migrate.upgrade(empty_database_url)
-        assert migrate.current_revision(engine) == migrate.head_revision() == "0003"
+        assert migrate.current_revision(engine) == migrate.head_revision() == "0004"
     finally:
         engine.dispose()
 

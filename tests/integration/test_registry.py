@@ -6,7 +6,7 @@ import hashlib
 import io
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -323,7 +323,7 @@ def test_ping_passes_on_a_migrated_database(registry: SqlRegistry) -> None:
 def test_ping_refuses_an_unmigrated_database(empty_database_url: str) -> None:
     registry = SqlRegistry(make_engine(empty_database_url))
     try:
-        with pytest.raises(ServiceUnavailable, match="schema is at revision none, expected 0003"):
+        with pytest.raises(ServiceUnavailable, match="schema is at revision none, expected 0004"):
             registry.ping()
     finally:
         registry.dispose()
@@ -383,9 +383,9 @@ class NumberedRenders:
         self.renders = 0
         self._during_render = during_render
 
-    def identify(self, source: BinaryIO) -> ImageInfo:
+    def identify(self, source: BinaryIO, reduced: Mapping[int, BinaryIO] | None = None) -> ImageInfo:
         source.read()
-        return ImageInfo(ImageFormat.PNG, 40, 30)
+        return ImageInfo(ImageFormat.PNG, 40, 30)  # makes no reduced copy
 
     def derive(self, source: BinaryIO, rendition: Rendition, out: BinaryIO) -> None:
         self.renders += 1

@@ -7,6 +7,7 @@ import copy
 import hashlib
 import io
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -88,6 +89,10 @@ class FakeOriginalRepository:
         upright = info.upright or Size(info.width, info.height)
         original = replace(record.original, traits=info.traits, upright=upright, placeholder=info.placeholder)
         self._tables.originals[image_id] = replace(record, original=original)
+
+    def set_reduced(self, image_id: ImageId, sides: tuple[int, ...]) -> None:
+        record = self._tables.originals[image_id]
+        self._tables.originals[image_id] = replace(record, original=replace(record.original, reduced=sides))
 
     def list_page(self, after: ImageId | None, limit: int) -> list[OriginalRecord]:
         ready = [
@@ -230,6 +235,10 @@ def _derived_name(spec: DerivedSpec) -> str:
     return f"derived/{spec.image_id}/{spec.name}"
 
 
+def _reduced_name(image_id: ImageId, side: int) -> str:
+    return f"reduced/{image_id}/{side}"
+
+
 @implementer(IStagedFile)
 class FakeStagedFile:
     def __init__(self, store: FakeBlobStore, final_name: str) -> None:
@@ -311,6 +320,16 @@ class FakeBlobStore:
     def stage_derived(self, spec: DerivedSpec) -> FakeStagedFile:
         return FakeStagedFile(self, _derived_name(spec))
 
+    def stage_reduced(self, image_id: ImageId, side: int) -> FakeStagedFile:
+        return FakeStagedFile(self, _reduced_name(image_id, side))
+
+    def open_reduced(self, image_id: ImageId, side: int) -> BinaryIO | None:
+        data = self.files.get(_reduced_name(image_id, side))
+        return None if data is None else io.BytesIO(data)
+
+    def has_reduced(self, image_id: ImageId, side: int) -> bool:
+        return _reduced_name(image_id, side) in self.files
+
     def published_traits(self, image_id: ImageId) -> Traits | None:
         return self.traits.get(image_id)
 
@@ -336,6 +355,8 @@ class FakeBlobStore:
         if retired is not None:
             retired.remove()
         self.files.pop(_original_name(image_id), None)
+        for name in [name for name in self.files if name.startswith(f"reduced/{image_id}/")]:
+            del self.files[name]
 
     def check(self) -> None:
         if not self.writable:
@@ -375,6 +396,18 @@ class FakeInventory:
                 found.append((DerivedSpec.parse(f"{image_id}-{file_name}"), self._store.mtime))
         return found
 
+    def list_reduced(self) -> list[tuple[ImageId, int, datetime]]:
+        found = []
+        for name in self._store.files:
+            if name.startswith("reduced/"):
+                _, image_id, side = name.split("/")
+                found.append((ImageId(image_id), int(side), self._store.mtime))
+        return found
+
+    def remove_reduced(self, image_id: ImageId, side: int, listed: datetime | None = None) -> None:
+        if listed is None or listed == self._store.mtime:
+            self._store.files.pop(_reduced_name(image_id, side), None)
+
     def list_leftovers(self) -> list[Leftover]:
         names = [*self._store.temporary, *self._store.retired]
         return [Leftover(name, self._store.mtime, "") for name in names]
@@ -409,6 +442,8 @@ def fake_image(
 @implementer(IImageProcessor)
 class FakeProcessor:
     """Identifies ``fake_image`` bytes; ``b"CORRUPT"`` is a corrupt image, anything else no image.
+    Writes ``REDUCED:<side>:`` + the original's bytes as each reduced copy smaller than it, and
+    derives from a copy (``derive_reduced``) as ``FROM-COPY:`` + what ``derive`` writes.
     ``gate``, when set, holds every ``derive`` until it is set (for concurrency tests)."""
 
     def __init__(self) -> None:
@@ -418,7 +453,7 @@ class FakeProcessor:
         self.started = threading.Event()
         self._lock = threading.Lock()
 
-    def identify(self, source: BinaryIO) -> ImageInfo:
+    def identify(self, source: BinaryIO, reduced: Mapping[int, BinaryIO] | None = None) -> ImageInfo:
         data = source.read()
         if data.startswith(b"CORRUPT"):
             raise CorruptImage("the JPEG data is corrupt or truncated: fake")
@@ -429,7 +464,12 @@ class FakeProcessor:
         kind = parts[3].decode()
         traits = Traits.of_kind(kind) if kind in TRAIT_KINDS else STILL_OPAQUE
         shown = Placeholder(FAKE_THUMBHASH, "#102030")
-        return ImageInfo(ImageFormat(parts[1].decode()), width, height, self.detected, traits, None, shown)
+        made = tuple(sorted((side for side in reduced or {} if side < max(width, height)), reverse=True))
+        for side in made:
+            assert reduced is not None
+            reduced[side].write(f"REDUCED:{side}:".encode() + data)
+        image_format = ImageFormat(parts[1].decode())
+        return ImageInfo(image_format, width, height, self.detected, traits, None, shown, made)
 
     def derive(self, source: BinaryIO, rendition: Rendition, out: BinaryIO) -> Size:
         with self._lock:
@@ -440,6 +480,10 @@ class FakeProcessor:
         label = f"{rendition.size}{rendition.mode.suffix}:{rendition.format.value}:{rendition.focus}"
         out.write(f"DERIVED:{label}:".encode() + source.read())
         return rendition.size
+
+    def derive_reduced(self, source: BinaryIO, rendition: Rendition, upright: Size, out: BinaryIO) -> Size:
+        out.write(b"FROM-COPY:")
+        return self.derive(source, rendition, out)
 
 
 @implementer(IMetrics)

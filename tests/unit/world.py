@@ -48,7 +48,12 @@ class World:
             lambda: self.now,
         )
         self.repairer = Repairer(
-            self.settings, self.registry, self.blobs, self.inventory, lambda: self.checked_at
+            self.settings,
+            self.registry,
+            self.blobs,
+            self.inventory,
+            lambda: self.checked_at,
+            rebuild_reduced=self.service.rebuild_reduced,
         )
 
     def upload(self, image_id: str, data: bytes | None = None, focus: str | None = None) -> None:

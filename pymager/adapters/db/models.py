@@ -95,6 +95,9 @@ class OriginalRow(Base):
     upright_height: Mapped[int | None] = mapped_column(Integer)
     thumbhash: Mapped[str | None] = mapped_column(String(64))
     colour: Mapped[str | None] = mapped_column(String(7))
+    # The long sides of its reduced copies, largest first ("3000,640"; "": none needed); NULL for
+    # originals stored before they were made (not yet backfilled).
+    reduced: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

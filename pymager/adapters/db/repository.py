@@ -67,8 +67,17 @@ def _original_record(row: OriginalRow) -> OriginalRecord:
         placeholder=None
         if row.thumbhash is None or row.colour is None
         else Placeholder(row.thumbhash, row.colour),
+        reduced=None if row.reduced is None else _sides(row.reduced),
     )
     return OriginalRecord(original=original, status=OriginalStatus(row.status))
+
+
+def _sides(text: str) -> tuple[int, ...]:
+    return tuple(int(side) for side in text.split(",") if side)
+
+
+def _sides_column(sides: tuple[int, ...] | None) -> str | None:
+    return None if sides is None else ",".join(str(side) for side in sides)
 
 
 def _fact_columns(
@@ -126,6 +135,7 @@ class SqlOriginalRepository:
             "focus_x": original.focus.x,
             "focus_y": original.focus.y,
             **_fact_columns(original.traits, original.upright, original.placeholder),
+            "reduced": _sides_column(original.reduced),
             "created_at": original.created,
             "updated_at": original.created,
         }
@@ -137,6 +147,15 @@ class SqlOriginalRepository:
             update(OriginalRow)
             .where(OriginalRow.id == str(image_id))
             .values(_fact_columns(info.traits, upright, info.placeholder))
+            .execution_options(synchronize_session=False)
+        )
+        self._session.execute(statement)
+
+    def set_reduced(self, image_id: ImageId, sides: tuple[int, ...]) -> None:
+        statement = (
+            update(OriginalRow)
+            .where(OriginalRow.id == str(image_id))
+            .values(reduced=_sides_column(sides))
             .execution_options(synchronize_session=False)
         )
         self._session.execute(statement)

@@ -103,12 +103,15 @@ def decoding(image_format: ImageFormat) -> Iterator[None]:
         ) from None
 
 
-def decode_all_frames(image: ImageFile.ImageFile) -> Iterator[Image.Image]:
+def decode_all_frames(
+    image: ImageFile.ImageFile, at_least: tuple[int, int] | None = None
+) -> Iterator[Image.Image]:
     """Decode every pixel of every frame, yielding each decoded frame (valid until the next). A JPEG
-    is decoded at 1/8 scale: libjpeg still entropy-decodes every scan (so truncation and broken Huffman
-    data are caught) but skips most of the IDCT work."""
+    is decoded at the smallest DCT scale (1/8 at most) still ``at_least`` that size, by default 1/8:
+    libjpeg still entropy-decodes every scan (so truncation and broken Huffman data are caught) but
+    skips most of the IDCT work."""
     if image.format == "JPEG":
-        image.draft(None, (max(1, image.width // 8), max(1, image.height // 8)))
+        image.draft(None, at_least or (max(1, image.width // 8), max(1, image.height // 8)))
     if image.format == "HEIF":  # a collection of pictures (a burst), not an animation: the primary one
         image.load()
         yield image

@@ -63,6 +63,22 @@ def plan(
     return Resize(full, to_stored_size(fitted, orientation), canvas)
 
 
+def plan_reduced(rendition: Rendition, upright: tuple[int, int], decoded: tuple[int, int]) -> Resize:
+    """The resize that makes ``rendition`` from a reduced copy (upright, so no orientation) of an
+    original whose upright size is ``upright``, the copy's pixels decoded at ``decoded``. The crop
+    window is the original's, computed on the original's size and scaled to the copy axis by axis, and
+    fit and pad make the original's fitted size: the geometry is the original's, not the copy's
+    (whose sides are rounded)."""
+    if rendition.mode is Mode.FILL:
+        target = (rendition.size.width, rendition.size.height)
+        left, top, right, bottom = _cover_box(upright, target, (rendition.focus.x, rendition.focus.y))
+        x, y = decoded[0] / upright[0], decoded[1] / upright[1]
+        return Resize((left * x, top * y, right * x, bottom * y), target, None)
+    canvas = (rendition.size.width, rendition.size.height) if rendition.mode is Mode.PAD else None
+    full: Box = (0.0, 0.0, float(decoded[0]), float(decoded[1]))
+    return Resize(full, fitted_size(rendition, upright), canvas)
+
+
 def _cover_box(source: tuple[int, int], target: tuple[int, int], focus: tuple[float, float]) -> Box:
     """The largest box of ``target``'s aspect in ``source``, as centred on ``focus`` (fractions of
     ``source``) as ``source`` allows. At the centre it is exactly ``ImageOps.fit``'s centred box: the

@@ -1,0 +1,72 @@
+"""Reduced copies of an original, made at upload from the picture the upload check decodes anyway.
+
+Each copy is exactly ``reduced_size`` (``pymager.reduced``) of the upright original, made like a
+derivation's first steps: one resize of the decoded (stored, possibly DCT-scaled) pixels, then the EXIF
+orientation, then the embedded profile to sRGB. So a derivation from a copy needs no orientation and
+no colour step, and its geometry is the original's. Encoded without metadata in what decodes fastest
+at the quality the derivations need (measured: benchmarks/README.md, "Reduced copies"):
+
+- opaque (grey or colour): JPEG at ``JPEG_QUALITY`` with 4:4:4 chroma: a derivation averages at least
+  2×2 copy pixels, so the encoder's own losses are averaged away with them;
+- with alpha: PNG at ``PNG_COMPRESSION`` (lossless: alpha edges keep every level).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import BinaryIO
+
+from PIL import Image
+
+from pymager.adapters.imaging import colour, modes, orientation
+from pymager.domain import Size
+from pymager.reduced import reduced_size
+
+JPEG_QUALITY = 90
+JPEG_SUBSAMPLING = "4:4:4"
+PNG_COMPRESSION = 1
+# Resize first by an integer factor down to at most this many times the copy's size (as derive does).
+REDUCING_GAP = 2.0
+
+
+def draft_size(stored: tuple[int, int], sides: Sequence[int]) -> tuple[int, int] | None:
+    """The size a JPEG must at least be decoded at to give the largest of ``sides`` (``None``: no
+    copy). The long side does not depend on the orientation, so the stored size gives the same copy
+    size as the upright one, transposed."""
+    if not sides:
+        return None
+    largest = reduced_size(Size(*stored), max(sides))
+    return largest.width, largest.height
+
+
+def make(
+    frame: Image.Image,
+    upright: Size,
+    exif_orientation: int,
+    profile: colour.Profile | None,
+    sides: Sequence[int],
+) -> list[tuple[int, Image.Image]]:
+    """The copies of ``sides`` of the decoded ``frame`` (stored orientation) of an original of
+    ``upright`` size, each a new picture (the frame may be the decoder's next one soon)."""
+    keep_cmyk = colour.converts_cmyk(frame, profile)
+    picture = modes.working_copy(frame, keep_cmyk=keep_cmyk)
+    copies = []
+    for side in sides:
+        size = reduced_size(upright, side)
+        stored = orientation.to_stored_size((size.width, size.height), exif_orientation)
+        if picture.size == stored:
+            resized = picture.copy()
+        else:
+            resized = picture.resize(stored, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+        shown = colour.to_srgb(orientation.upright(resized, exif_orientation), profile)
+        copies.append((side, shown))
+    return copies
+
+
+def encode(picture: Image.Image, out: BinaryIO) -> None:
+    """Write a copy (L, LA, RGB or RGBA, sRGB) to ``out`` without metadata or profile."""
+    picture.info.clear()  # resize and convert keep .info (EXIF, ICC …): none of it is written
+    if picture.mode in ("LA", "RGBA"):
+        picture.save(out, "PNG", compress_level=PNG_COMPRESSION)
+    else:
+        picture.save(out, "JPEG", quality=JPEG_QUALITY, subsampling=JPEG_SUBSAMPLING)
