@@ -168,6 +168,12 @@ def test_pad_colour_and_detect_focus_are_read(tmp_path: Path) -> None:
     assert (defaults.pad_colour, defaults.detect_focus) == ((255, 255, 255), True)
 
 
+def test_console_setting_is_read_and_on_by_default(tmp_path: Path) -> None:
+    assert load_settings(write_ini(tmp_path, "[pymager]\nconsole = off\n")).console is False
+    assert load_settings(write_ini(tmp_path, "[pymager]\nconsole = on\n")).console is True
+    assert load_settings(write_ini(tmp_path, "[pymager]\n")).console is True
+
+
 def test_load_settings_allowed_sizes_ignores_empty_items(tmp_path: Path) -> None:
     path = write_ini(tmp_path, "[pymager]\nallowed_sizes = 100x100,, 800x600 ,\n")
 
@@ -273,6 +279,7 @@ def test_load_settings_keys_are_case_insensitive_and_values_stripped(tmp_path: P
         ("pymager", "pad_colour", "white"),
         ("pymager", "pad_colour", "#fff"),
         ("pymager", "detect_focus", "maybe"),
+        ("pymager", "console", "enabled"),
         ("pymager", "generation_timeout", "0"),
         ("pymager", "generation_timeout", "soon"),
         ("pymager", "wait_timeout", "-1"),
