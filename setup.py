@@ -13,7 +13,11 @@ setup(
     # (pymager.adapters.db.migrate finds it through importlib.resources, installed or editable).
     packages=[*find_packages(include=["pymager", "pymager.*"]), "pymager._migrations"],
     package_dir={"pymager._migrations": "migrations"},
-    package_data={"pymager._migrations": ["script.py.mako", "versions/*.py"]},
+    package_data={
+        "pymager._migrations": ["script.py.mako", "versions/*.py"],
+        # The browser console's files (pymager.web.console serves them; no build step).
+        "pymager.web": ["static/*.html", "static/*.js", "static/*.css"],
+    },
     py_modules=["pymager_standalone"],
     install_requires=[
         "CherryPy>=18.10,<19",
@@ -36,6 +40,8 @@ setup(
             "requests>=2.31",
             "hypothesis>=6",
             "coloraide>=4",
+            # tests/functional/test_console.py drives Debian's chromium through its chromedriver.
+            "selenium>=4.20",
             "mypy>=1.10",
             "mypy-zope>=1.0",
             "ruff>=0.6",
