@@ -34,8 +34,10 @@ $(APACHE_STAMP): $(STAMP)
 apache: $(APACHE_STAMP)
 
 # Debian packages only the tests use: Ghostscript's ICC profiles (a press CMYK profile for the colour
-# tests, /usr/share/color/icc/ghostscript/default_cmyk.icc). Installed when missing, every time.
-TEST_DEBS := libgs-common
+# tests, /usr/share/color/icc/ghostscript/default_cmyk.icc), and the headless browser the console tests
+# drive (/usr/bin/chromium and /usr/bin/chromedriver, one version: Debian builds them together).
+# Installed when missing, every time.
+TEST_DEBS := libgs-common chromium chromium-driver
 test-debs:
 	@dpkg -s $(TEST_DEBS) >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEBS); }

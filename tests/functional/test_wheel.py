@@ -25,6 +25,8 @@ import requests
 
 from pymager.adapters.db import migrate
 from pymager.config import hash_api_key
+from pymager.web.console import CONTENT_TYPES as CONSOLE_FILES
+from pymager.web.console import STATIC_DIRECTORY
 from tests import images
 from tests.conftest import sqlite_url
 from tests.functional.conftest import (
@@ -201,6 +203,8 @@ def test_installed_pymager_serves_after_migrating(
         # /health answers 200 only once the schema matches the revisions the wheel installed.
         wait_for_health(process, base_url, log_path)
         missing = requests.get(f"{base_url}/original/never-uploaded", timeout=10)
+        # The console's files are package data: served from the wheel, not from the checkout.
+        console = [requests.get(f"{base_url}/console/{name}", timeout=10) for name in CONSOLE_FILES]
         pictures = tmp_path / "pictures"
         pictures.mkdir()
         (pictures / "one.png").write_bytes(images.png(20, 10))
@@ -210,6 +214,10 @@ def test_installed_pymager_serves_after_migrating(
         stop_process(process)  # SIGTERM to its PID, then waits for it
 
     assert missing.status_code == 404
+    assert [response.status_code for response in console] == [200] * len(CONSOLE_FILES)
+    assert [response.content for response in console] == [
+        (STATIC_DIRECTORY / name).read_bytes() for name in CONSOLE_FILES
+    ]
     assert imported.returncode == 0, imported.stdout + imported.stderr
     assert listed.stdout.split("\t")[:3] == ["one", "PNG", "20x10"]
     assert "Traceback" not in log_text(log_path)
