@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APACHE_STAMP := $(VENV)/.apache
+NGINX_STAMP := $(VENV)/.nginx
 BENCH_STAMP := $(VENV)/.bench
 
-.PHONY: install apache test-debs bench bench-quick serve migrate check repair test lint format clean
+.PHONY: install apache nginx test-debs bench bench-quick serve migrate check repair test lint format clean
 
 $(STAMP): setup.py pyproject.toml
 	@# Debian/Ubuntu ship venv and ensurepip separately from python3.
@@ -32,6 +33,16 @@ $(APACHE_STAMP): $(STAMP)
 	touch $@ || echo 'make: Apache + mod_wsgi could not be installed; the apache tests will skip' >&2
 
 apache: $(APACHE_STAMP)
+
+# nginx for deploy/nginx and the `nginx` tests: Debian's package, installed only when missing (its
+# post-install script may start the default site on port 80; the tests start their own nginx on a free
+# loopback port). If this fails, `make test` goes on and the nginx tests skip (fail in CI).
+$(NGINX_STAMP): $(STAMP)
+	@{ dpkg -s nginx >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }; } && \
+	touch $@ || echo 'make: nginx could not be installed; the nginx tests will skip' >&2
+
+nginx: $(NGINX_STAMP)
 
 # Debian packages only the tests use: Ghostscript's ICC profiles (a press CMYK profile for the colour
 # tests, /usr/share/color/icc/ghostscript/default_cmyk.icc), and the headless browser the console tests
@@ -80,7 +91,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP) $(APACHE_STAMP) test-debs
+test: $(STAMP) $(APACHE_STAMP) $(NGINX_STAMP) test-debs
 	$(MAKE) lint
 	$(BIN)/pytest
 

@@ -1,5 +1,5 @@
-"""A real pymager server on a loopback port: standalone on SQLite and on PostgreSQL, and behind Apache
-httpd with mod_wsgi (``deploy/apache``, on SQLite)."""
+"""A real pymager server on a loopback port: standalone on SQLite and on PostgreSQL, behind Apache
+httpd with mod_wsgi (``deploy/apache``, on SQLite), and behind nginx (``deploy/nginx``, on SQLite)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from pymager.adapters.db import migrate
 from tests.conftest import service_missing, sqlite_url
-from tests.functional import apache
+from tests.functional import apache, nginx
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE = 30.0
@@ -34,8 +34,10 @@ RUN_TIMEOUT = 60.0
 # What the shared functional server is configured with (tests refer to these limits).
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 MAX_DIMENSION = 2000
-# What the Apache server sends for derived images, from its pymager.ini (Apache's static hits too).
-APACHE_CACHE_CONTROL_DERIVED = "public, max-age=3600"
+# What the servers behind Apache and nginx send for derived images, from their pymager.ini (the front
+# server's static hits too).
+FRONT_CACHE_CONTROL_DERIVED = "public, max-age=3600"
+APACHE_CACHE_CONTROL_DERIVED = FRONT_CACHE_CONTROL_DERIVED
 
 
 _T = TypeVar("_T")
@@ -213,11 +215,23 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
     config_path: Path
-    # Behind Apache (deploy/apache): cache hits are served by Apache without Python, POST and DELETE of
-    # originals need these Basic credentials, and the mod_wsgi daemon processes keep their metrics here.
-    behind_apache: bool = False
+    # Behind a front server ("apache": deploy/apache, "nginx": deploy/nginx): cache hits are served by
+    # it without Python, and POST and DELETE of originals need these Basic credentials. The mod_wsgi
+    # daemon processes keep their metrics in metrics_directory; behind nginx, ``app`` is the standalone
+    # server nginx proxies to (stopped with it).
+    front: Literal["apache", "nginx"] | None = None
     auth: tuple[str, str] | None = None
     metrics_directory: Path | None = None
+    app: Server | None = None
+
+    @property
+    def behind_front(self) -> bool:
+        """Whether a front server answers some requests itself (cache hits, write passwords)."""
+        return self.front is not None
+
+    @property
+    def behind_apache(self) -> bool:
+        return self.front == "apache"
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -259,6 +273,8 @@ class Server:
 
     def stop(self) -> None:
         stop_process(self.process)
+        if self.app is not None:
+            self.app.stop()
 
 
 class _Credentials(enum.Enum):
@@ -364,9 +380,51 @@ def start_apache(directory: Path, **extra: object) -> Server:
         process,
         directory / "error.log",
         config,
-        behind_apache=True,
+        front="apache",
         auth=None if "auth.api_keys" in extra else (apache.USER, apache.PASSWORD),
         metrics_directory=metrics_directory,
+    )
+    wait_until_ready(server)
+    return server
+
+
+def start_nginx(directory: Path, **extra: object) -> Server:
+    """Start a standalone server (SQLite registry, ``etag_style = nginx``) and, in front of it, a real
+    nginx on a free loopback port with the shipped ``deploy/nginx`` site rendered from that server's
+    ``pymager.ini``; wait until it answers. ``extra`` goes to ``pymager.ini`` as in ``write_config``;
+    with ``"auth.api_keys"`` the site passes the keys on to the application instead of asking for
+    Basic credentials. The returned server's ``log_path`` is the application's log."""
+    binary = nginx.find_binary()
+    if isinstance(binary, str):
+        service_missing(binary)
+    app = start_server(
+        directory / "app",
+        sqlite_url(directory / "registry.sqlite3"),
+        data_directory=directory / "data",
+        etag_style="nginx",
+        cache_control_derived=FRONT_CACHE_CONTROL_DERIVED,
+        **extra,
+    )
+    try:
+        port = free_port()
+        htpasswd = apache.write_htpasswd(directory / "htpasswd")
+        site = nginx.render_site(app.config_path, directory / "pymager-site.conf", port, htpasswd)
+        process = nginx.start_nginx(
+            binary, nginx.write_server_config(directory, site), directory / "nginx.out"
+        )
+    except BaseException:
+        app.stop()
+        raise
+    server = Server(
+        f"http://127.0.0.1:{port}",
+        app.data_directory,
+        app.database_url,
+        process,
+        app.log_path,
+        app.config_path,
+        front="nginx",
+        auth=None if "auth.api_keys" in extra else (apache.USER, apache.PASSWORD),
+        app=app,
     )
     wait_until_ready(server)
     return server
@@ -387,11 +445,20 @@ def apache_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     stop_and_check_log(running)
 
 
+@pytest.fixture(scope="session")
+def nginx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """pymager's standalone server behind a real nginx, configured from ``deploy/nginx``."""
+    running = start_nginx(tmp_path_factory.mktemp("nginx"))
+    yield running
+    stop_and_check_log(running)
+
+
 # The ways pymager runs, as the parameters of a server fixture (see ``start_kind``).
 SERVER_KINDS = [
     pytest.param("standalone-sqlite", id="standalone-sqlite"),
     pytest.param("standalone-postgres", id="standalone-postgres", marks=pytest.mark.postgres),
     pytest.param("apache", id="apache", marks=pytest.mark.apache),
+    pytest.param("nginx", id="nginx", marks=pytest.mark.nginx),
 ]
 
 
@@ -400,6 +467,8 @@ def start_kind(request: pytest.FixtureRequest, directory: Path, **extra: object)
     runs on SQLite) in ``directory``, with ``extra`` configuration as ``start_server`` takes it."""
     if request.param == "apache":
         return start_apache(directory, **extra)
+    if request.param == "nginx":
+        return start_nginx(directory, **extra)
     if request.param == "standalone-postgres":
         make_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
         return start_server(directory, make_database(), **extra)
@@ -409,9 +478,9 @@ def start_kind(request: pytest.FixtureRequest, directory: Path, **extra: object)
 @pytest.fixture(scope="session", params=SERVER_KINDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The server the HTTP contract is checked against, however it runs."""
-    if request.param == "apache":
-        apache_server: Server = request.getfixturevalue("apache_server")
-        yield apache_server
+    if request.param in ("apache", "nginx"):
+        front_server: Server = request.getfixturevalue(f"{request.param}_server")
+        yield front_server
         return
     running = start_kind(request, tmp_path_factory.mktemp(f"server-{request.param}"))
     yield running

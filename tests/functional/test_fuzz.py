@@ -75,13 +75,13 @@ bodies = st.one_of(
 
 @pytest.fixture
 def target(server: Server) -> Server:
-    """Any server: standalone, or behind Apache (which guards writes with its own credentials)."""
+    """Any server: standalone, or behind Apache or nginx (which guard writes with their own credentials)."""
     return server
 
 
 @pytest.fixture
 def standalone(server: Server) -> Server:
-    if server.behind_apache:
+    if server.behind_front:
         pytest.skip("fuzzing targets pymager's own server")
     return server
 

@@ -28,16 +28,17 @@ from tests.functional.conftest import (
 
 @pytest.fixture
 def target(server: Server) -> Server:
-    """Any server: standalone, or behind Apache (which guards writes with its own credentials)."""
+    """Any server: standalone, or behind Apache or nginx (which guard writes with their own credentials)."""
     return server
 
 
 @pytest.fixture
 def standalone(server: Server) -> Server:
-    """The shared server when pymager itself answers every request: behind Apache, httpd answers some
-    URL and raw-socket cases itself (it normalises ``%2e%2e``, refuses ``%00``, asks for Basic auth)."""
-    if server.behind_apache:
-        pytest.skip("httpd answers this case itself (path normalisation, NUL bytes, its own auth)")
+    """The shared server when pymager itself answers every request: behind Apache or nginx, the front
+    server answers some URL and raw-socket cases itself (httpd normalises ``%2e%2e``; both refuse
+    ``%00`` and a request without Host, and ask for Basic auth)."""
+    if server.behind_front:
+        pytest.skip("the front server answers this case itself (NUL bytes, no Host, its own auth)")
     return server
 
 

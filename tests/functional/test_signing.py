@@ -149,7 +149,7 @@ def test_a_hit_is_served_to_anyone_signed_or_not(signing: Server, uploaded: str)
         assert response.status_code == 200, (target, response.text)
         assert response.content == made.content
     python_hits = signing.metric("pymager_derived_served_total", source="disk") - served_by_python
-    assert python_hits == (0 if signing.behind_apache else 4)  # behind Apache, Apache served them
+    assert python_hits == (0 if signing.behind_front else 4)  # behind Apache or nginx, they served them
     assert signing.rows(uploaded) == (1, 1)
 
 
