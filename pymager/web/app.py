@@ -23,7 +23,9 @@ from pymager.errors import MethodNotAllowed, NoSuchResource, PymagerError
 from pymager.interfaces import IImageService, IMetrics
 from pymager.web.auth import WriteGuard, announce
 from pymager.web.bodies import ClientTimedOut, body_limit, discard_unread, oversized
+from pymager.web.console import ConsoleResource
 from pymager.web.errors import error_page, handle_exception, problem_for
+from pymager.web.openapi import OpenApiResource
 from pymager.web.resources import (
     DerivedResource,
     HealthResource,
@@ -172,7 +174,10 @@ def make_app(service: IImageService, metrics: IMetrics, settings: Settings) -> c
         "derived": DerivedResource(service, settings),
         "health": HealthResource(service),
         "metrics": MetricsResource(metrics),
+        "openapi.json": OpenApiResource(),
     }
+    if settings.console:  # off: /console is no resource (404), like any unknown path
+        resources["console"] = ConsoleResource()
     limit = body_limit(settings)
     application = cherrypy.Application(
         None,
