@@ -7,8 +7,8 @@
 - ``longest``: the longest animation an upload may be (``max_frames`` frames within
   ``max_animation_pixels``: 1000 x 500x500) derived as 200x200 GIF, WebP and AVIF, in seconds.
 
-SSIM here is the mean over 8x8 windows at a stride of 4 of the luma (BT.601) SSIM, with the usual
-constants (K1 0.01, K2 0.03): the windowed SSIM of libvpx and x264, in Pillow alone.
+SSIM here is ``tests.quality.ssim`` (windowed luma SSIM, in Pillow alone), which the reduced copies'
+quality guard uses too.
 
     python -m benchmarks.formats rss GIF_PATH OUT_FORMAT OUT_SIDE   # peak RSS, one JSON line
 """
@@ -25,18 +25,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageMath
+from PIL import Image
 
 from benchmarks import corpus
 from pymager.adapters.imaging import output
 from pymager.adapters.pillow import PillowProcessor
 from pymager.config import Settings
 from pymager.domain import DecodeLimits, ImageFormat, Mode, Rendition, Size
+from tests.quality import ssim
 
 REPO = Path(__file__).resolve().parents[1]
 SIZES = {"1024": Size(1024, 768), "200": Size(200, 200)}
 LOSSY = (ImageFormat.JPEG, ImageFormat.WEBP, ImageFormat.AVIF)
-_C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
 
 def defaults() -> output.Encoding:
@@ -45,37 +45,6 @@ def defaults() -> output.Encoding:
     return output.Encoding(
         settings.jpeg_quality, settings.webp_quality, settings.avif_quality, settings.avif_speed
     )
-
-
-def ssim(reference: Image.Image, candidate: Image.Image) -> float:
-    """Windowed luma SSIM of ``candidate`` against ``reference`` (1.0: the same pixels)."""
-    x = reference.convert("L").convert("F")
-    y = candidate.convert("L").convert("F")
-    means = []
-    for offset in (0, 4):
-        box = (offset, offset, x.width - (x.width - offset) % 8, x.height - (x.height - offset) % 8)
-        a, b = x.crop(box), y.crop(box)
-        mean_a, mean_b = a.reduce(8), b.reduce(8)
-        aa = ImageMath.lambda_eval(lambda v: v["a"] * v["a"], a=a).reduce(8)
-        bb = ImageMath.lambda_eval(lambda v: v["b"] * v["b"], b=b).reduce(8)
-        ab = ImageMath.lambda_eval(lambda v: v["a"] * v["b"], a=a, b=b).reduce(8)
-        windows = ImageMath.lambda_eval(
-            lambda v: (
-                ((2 * v["ma"] * v["mb"] + _C1) * (2 * (v["ab"] - v["ma"] * v["mb"]) + _C2))
-                / (
-                    (v["ma"] * v["ma"] + v["mb"] * v["mb"] + _C1)
-                    * (v["aa"] - v["ma"] * v["ma"] + v["bb"] - v["mb"] * v["mb"] + _C2)
-                )
-            ),
-            ma=mean_a,
-            mb=mean_b,
-            aa=aa,
-            bb=bb,
-            ab=ab,
-        )
-        values = [float(value) for value in windows.get_flattened_data()]
-        means.append(sum(values) / len(values))
-    return sum(means) / len(means)
 
 
 def _reference(sample: corpus.Sample, size: Size) -> Image.Image:

@@ -145,8 +145,8 @@ class PillowProcessor:
         with open_image(source, self.limits, DERIVE_DECODER_BLOCK) as image:
             image_format = ImageFormat(image.format)
             with decoding(image_format):
-                if image.format == "JPEG":
-                    image.draft(None, geometry.decoded_size_needed(rendition, image.size, 1))
+                # No DCT scaling: a copy is chosen with twice the pixels the rendition needs at most,
+                # and scaling it by half would leave the one resize too little to average.
                 image.load()
                 picture = modes.working_copy(image)
             plan = geometry.plan_reduced(rendition, (upright.width, upright.height), picture.size)
