@@ -80,6 +80,17 @@ BEST_VARIANTS = (
 )
 
 
+def best_png(path: Path, size: tuple[int, int]) -> bytes:
+    """The best pipeline for a PNG with alpha to a PNG (no draft for PNG; pymager's compression)."""
+    with Image.open(path) as image:
+        image.load()
+        box = _centred_box(image.size, size)
+        result = image.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=2.0)
+    out = io.BytesIO()
+    result.save(out, "PNG", compress_level=6)
+    return out.getvalue()
+
+
 def draft_decode_only(path: Path, size: tuple[int, int]) -> bytes:
     """The JPEG draft decode alone (draft_gap 1), for reference: no resize, no encode."""
     with Image.open(path) as image:
@@ -92,5 +103,6 @@ def draft_decode_only(path: Path, size: tuple[int, int]) -> bytes:
 PIPELINES: dict[str, Pipeline] = {
     "2011": pipeline_2011,
     "draft_decode": draft_decode_only,
+    "best_png": best_png,
     **{f"best[{index}]": variant for index, variant in enumerate(BEST_VARIANTS)},
 }

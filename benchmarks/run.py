@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks import apache, corpus, formats, machine, pipeline_costs, report, scenarios, servers
+from benchmarks import apache, corpus, formats, machine, pipeline_costs, reduced, report, scenarios, servers
 from benchmarks.modes import FULL, QUICK, Mode
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -88,6 +88,8 @@ def _measure(mode: Mode, work: Path, notes: list[str]) -> dict[str, Any]:
         + (" and the longest animation" if longest else "")
     )
     figures["formats"] = formats.measure(mode.corpus, mode.pipeline_runs, longest=longest)
+    _log("reduced copies: cold PNG with alpha, uploads with and without copies")
+    figures["reduced"] = reduced.measure(mode.pipeline_runs, work / "reduced")
     return figures
 
 

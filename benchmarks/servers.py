@@ -141,7 +141,9 @@ def _spawn(name: str, command: list[str], directory: Path) -> tuple[subprocess.P
     return process, log_path
 
 
-def write_pymager_config(directory: Path, port: int, thread_pool: int) -> Path:
+def write_pymager_config(
+    directory: Path, port: int, thread_pool: int, settings: tuple[str, ...] = ()
+) -> Path:
     data = directory / "data"
     data.mkdir(parents=True, exist_ok=True)
     config = directory / "pymager.ini"
@@ -151,6 +153,7 @@ def write_pymager_config(directory: Path, port: int, thread_pool: int) -> Path:
                 "[pymager]",
                 f"data_directory = {data}",
                 f"database_url = sqlite:///{directory / 'registry.sqlite3'}",
+                *settings,  # more [pymager] lines, e.g. "reduced_copy = off"
                 "[server]",
                 "host = 127.0.0.1",
                 f"port = {port}",
@@ -163,10 +166,10 @@ def write_pymager_config(directory: Path, port: int, thread_pool: int) -> Path:
     return config
 
 
-def start_pymager(directory: Path, thread_pool: int) -> Process:
+def start_pymager(directory: Path, thread_pool: int, settings: tuple[str, ...] = ()) -> Process:
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    config = write_pymager_config(directory, port, thread_pool)
+    config = write_pymager_config(directory, port, thread_pool, settings)
     command = [sys.executable, str(REPO / "pymager_standalone.py"), "--config", str(config)]
     subprocess.run([*command, "--migrate"], check=True, capture_output=True, cwd=directory)
     process, log_path = _spawn("pymager", command, directory)
