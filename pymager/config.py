@@ -64,6 +64,7 @@ class Settings:
     # Reduced copies made at upload, by long side (README, "Reduced copies"); off: derive from originals.
     reduced_copy: bool = True
     reduced_copies: tuple[int, ...] = (3000, 800)
+    console: bool = True  # the browser console at /console (README, "Console"); off: 404
     cache_control_original: str = "public, max-age=86400"
     cache_control_derived: str = "public, max-age=86400"
     etag_style: EtagStyle = "apache"
@@ -278,6 +279,7 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "detect_focus": _boolean,
         "reduced_copy": _boolean,
         "reduced_copies": _sides,
+        "console": _boolean,
         "cache_control_original": _text,
         "cache_control_derived": _text,
         "etag_style": _etag_style,
