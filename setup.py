@@ -42,6 +42,9 @@ setup(
             "coloraide>=4",
             # tests/functional/test_console.py drives Debian's chromium through its chromedriver.
             "selenium>=4.20",
+            # Every functional response is checked against /openapi.json; schemathesis fuzzes a server.
+            "openapi-core>=0.23,<0.24",
+            "schemathesis>=4.32,<5",
             "mypy>=1.10",
             "mypy-zope>=1.0",
             "ruff>=0.6",

@@ -3,8 +3,6 @@ describes it, and the listing's pages with their opaque cursors."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import urllib.parse
 from collections.abc import Callable
 from typing import Any
@@ -81,8 +79,10 @@ def listing_document(page: OriginalsPage) -> dict[str, Any]:
 
 
 def cursor(after: ImageId) -> str:
-    """The opaque cursor of the page after ``after``: clients pass it back, never build it."""
-    return base64.urlsafe_b64encode(after.encode("ascii")).decode("ascii").rstrip("=")
+    """The cursor of the page after ``after``: opaque to clients, which pass it back as given. It is
+    the last id of the page, so that any id is a cursor (the listing resumes after it) and a listing
+    cannot break on one removed meanwhile."""
+    return str(after)
 
 
 def listing_query(query_string: str, default_limit: int) -> tuple[str | None, int]:
@@ -114,7 +114,6 @@ def listing_query(query_string: str, default_limit: int) -> tuple[str | None, in
 
 def _cursor_id(value: str) -> str:
     try:
-        decoded = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("ascii")
-        return ImageId(decoded)
-    except (binascii.Error, ValueError, InvalidImageId):
+        return ImageId(value)
+    except InvalidImageId:
         raise InvalidListing(f"after is not a cursor of this listing: {value[:40]!r}") from None

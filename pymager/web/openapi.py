@@ -190,7 +190,8 @@ def _paths() -> dict[str, Any]:
                 {
                     "name": "after",
                     "in": "query",
-                    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_-]+$"},
+                    "description": "The next cursor of the previous page, as given",
+                    "schema": {"type": "string", "pattern": _ID},
                 },
                 {
                     "name": "limit",
@@ -263,7 +264,7 @@ def _paths() -> dict[str, Any]:
             },
         }
     )
-    console_files = {
+    console_files: dict[str, Any] = {
         media: {}
         for media in ("text/html; charset=utf-8", "text/javascript; charset=utf-8", "text/css; charset=utf-8")
     }

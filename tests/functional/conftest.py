@@ -26,6 +26,7 @@ from sqlalchemy.pool import NullPool
 from pymager.adapters.db import migrate
 from tests.conftest import service_missing, sqlite_url
 from tests.functional import apache, nginx
+from tests.functional.contract import responses_as_documented  # noqa: F401  (every response checked)
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE = 30.0
