@@ -7,7 +7,6 @@ bodies) are outside it: they test what ``requests`` cannot send."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,7 +36,8 @@ def check_response(response: requests.Response) -> None:
     url = request.url or ""
     if not url.startswith(_LOOPBACK) or request.method == "OPTIONS":
         return
-    errors = list(SPEC.iter_response_errors(RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(response)))
+    openapi_request, openapi_response = RequestsOpenAPIRequest(request), RequestsOpenAPIResponse(response)
+    errors = list(SPEC.iter_response_errors(openapi_request, openapi_response))
     if any(isinstance(error, PathNotFound | OperationNotFound) for error in errors):
         _check_undocumented(response)
         return
@@ -69,7 +69,7 @@ def _describe(error: Exception) -> str:
 
 
 @pytest.fixture(autouse=True)
-def responses_as_documented(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def responses_as_documented(monkeypatch: pytest.MonkeyPatch) -> None:
     """Check every response of the test against the document as it arrives."""
     send = requests.Session.send
 
@@ -80,4 +80,3 @@ def responses_as_documented(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         return response
 
     monkeypatch.setattr(requests.Session, "send", checked_send)
-    yield
