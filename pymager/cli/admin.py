@@ -26,6 +26,9 @@ from pymager.bootstrap import (
     purge_derived,
     tune_process,
 )
+from pymager.bootstrap import (
+    backfill as run_backfill,
+)
 from pymager.config import ConfigError, Settings, config_path, hash_api_key, load_settings
 from pymager.errors import PymagerError
 from pymager.signing import UrlSigner
@@ -90,11 +93,28 @@ def migrate(settings: Settings) -> int:
 
 
 def check(settings: Settings, repair: bool) -> int:
+    """Exit 1 when the check finds damage (``--repair`` repairs it); facts that are not damage (originals
+    not yet backfilled) are printed, never an error."""
     findings = check_consistency(settings, repair)
+    damage = [finding for finding in findings if finding.damage]
     for finding in findings:
-        print(f"{finding}{' (repaired)' if repair else ''}")
-    print(f"pymager: {len(findings)} problem(s) found{', all repaired' if repair and findings else ''}")
-    return 1 if findings and not repair else 0
+        repaired = " (repaired)" if repair and finding.damage else ""
+        print(f"{finding}{repaired}" if finding.damage else f"note: {finding}")
+    print(f"pymager: {len(damage)} problem(s) found{', all repaired' if repair and damage else ''}")
+    return 1 if damage and not repair else 0
+
+
+def backfill(settings: Settings, progress: Callable[[int, int], None] | None = None) -> int:
+    """Give the originals stored before pymager made reduced copies and recorded their facts what they
+    lack; exit 1 if any failed (each is named)."""
+    report = run_backfill(settings, progress)
+    for image_id, reason in sorted(report.failed.items()):
+        print(f"pymager: {image_id}: {reason}")
+    print(
+        f"pymager: {report.backfilled} original(s) backfilled, {report.gone} gone meanwhile, "
+        f"{len(report.failed)} failed"
+    )
+    return 1 if report.failed else 0
 
 
 def purge(settings: Settings, image_ids: list[str] | None) -> int:

@@ -36,7 +36,7 @@ def migrate_command(config: str | None) -> int:
 @click.command("check")
 @config_option
 def check_command(config: str | None) -> int:
-    """Report what crashes left inconsistent (exit 1 if anything)."""
+    """Report what crashes left inconsistent (exit 1 if anything is damaged)."""
     from pymager.cli import admin
 
     return admin.with_settings(config, lambda settings: admin.check(settings, repair=False))
@@ -84,6 +84,34 @@ def purge_derived_command(config: str | None, everything: bool, image_ids: tuple
     return admin.with_settings(config, lambda settings: admin.purge(settings, ids))
 
 
+@click.command("backfill")
+@config_option
+def backfill_command(config: str | None) -> int:
+    """Give originals stored by an older pymager their reduced copies, traits, upright size and
+    ThumbHash: resumable, and safe beside running servers."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from pymager.cli import admin
+
+    console = Console(stderr=True)
+    bar = Progress(
+        TextColumn("backfill"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+    task = bar.add_task("backfill", total=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    with bar:
+        return admin.with_settings(config, lambda settings: admin.backfill(settings, progress))
+
+
 server_commands = [
     serve_command,
     migrate_command,
@@ -92,4 +120,5 @@ server_commands = [
     hash_key_command,
     sign_command,
     purge_derived_command,
+    backfill_command,
 ]

@@ -251,3 +251,58 @@ def test_cli_pregenerate_reports_an_id_outside_the_grammar(server: Server, store
     assert result.returncode == 1
     assert "not an id" in result.stderr
     assert "1 of 2 derived image(s)" in result.stdout
+
+
+def test_backfill_gives_older_originals_their_copies_and_facts_and_check_calls_them_no_damage(
+    tmp_path: Path,
+) -> None:
+    """An original as an older pymager stored it (no reduced copies, no traits, upright size or
+    ThumbHash): ``check`` notes it without failing, ``backfill`` fills it in, and a second run finds
+    nothing left to do."""
+    config = config_in(tmp_path, reduced_copies="64")
+    assert pymager("migrate", "--config", str(config)).returncode == 0
+    server = start_server(
+        tmp_path / "server",
+        sqlite_url(tmp_path / "registry.sqlite3"),
+        data_directory=tmp_path / "data",
+        reduced_copies="64",
+    )
+    try:
+        assert (
+            requests.post(
+                server.url("/original/old"),
+                files={"file": ("a.png", images.png(300, 200, mode="RGBA"))},
+                timeout=30,
+            ).status_code
+            == 201
+        )
+    finally:
+        stop_and_check_log(server)
+    engine_url = sqlite_url(tmp_path / "registry.sqlite3")
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(engine_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE originals SET reduced = NULL, animated = NULL, alpha = NULL, upright_width = NULL,"
+                " upright_height = NULL, thumbhash = NULL, colour = NULL"
+            )
+        )
+    engine.dispose()
+    for copy in (tmp_path / "data" / "reduced").rglob("*"):
+        if copy.is_file():
+            copy.unlink()
+
+    checked = pymager("check", "--config", str(config))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "note: not yet backfilled" in checked.stdout
+
+    filled = pymager("backfill", "--config", str(config))
+    assert filled.returncode == 0, filled.stdout + filled.stderr
+    assert "1 original(s) backfilled" in filled.stdout
+    assert [path.name for path in (tmp_path / "data" / "reduced" / "old").iterdir()] == ["64"]
+    again = pymager("backfill", "--config", str(config))
+    assert "0 original(s) backfilled" in again.stdout
+    checked = pymager("check", "--config", str(config))
+    assert (checked.returncode, "note:" in checked.stdout) == (0, False), checked.stdout
