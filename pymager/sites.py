@@ -8,12 +8,15 @@ rendered from the same settings: data directory, ``Cache-Control``, ETag formula
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pymager.config import ConfigError, EtagStyle, Settings, load_settings
+from pymager.errors import PymagerError
+from pymager.web.errors import problem_type, status_for
 
 # Paths end up in rewrite conditions and file tests, where "$", "%", "\" and spaces have meanings of
 # their own (in Apache and in nginx alike).
@@ -24,6 +27,23 @@ _ACCOUNT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 class RenderError(Exception):
     """The site configuration cannot be rendered; the message names the value at fault."""
+
+
+def problem(error: PymagerError, forbidden: str) -> str:
+    """The JSON body of pymager's own problem for ``error`` (as ``error_problem`` shapes it, which would
+    also log an unavailable service), for a front server to answer itself; refused if it holds one of
+    the ``forbidden`` characters of the template's quoting."""
+    text = json.dumps(
+        {
+            "type": problem_type(type(error)),
+            "title": error.title,
+            "status": status_for(error),
+            "detail": error.detail,
+        }
+    )
+    if any(char in text for char in forbidden):
+        raise RenderError(f"the problem {text!r} cannot be quoted in the site")
+    return text
 
 
 def load(config: Path, etag_style: EtagStyle) -> Settings:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pymager import sites
+from pymager.errors import Unauthorized
 from pymager.sites import RenderError
 
 TEMPLATE = Path(__file__).with_name("pymager.conf.in")
@@ -58,6 +59,10 @@ def render(
         "CACHE_CONTROL_DERIVED": sites.quoted("cache_control_derived", settings.cache_control_derived),
         "HTPASSWD": sites.path("htpasswd", htpasswd.absolute()),
         "API_KEYS_DEFINE": "Define PYMAGER_API_KEYS" if settings.api_keys else "# (not set)",
+        # Inside an ErrorDocument's double quotes, where a quote is escaped.
+        "UNAUTHORIZED_PROBLEM": sites.problem(
+            Unauthorized("writes need the password of this site (Basic)"), "\\\n%"
+        ).replace('"', '\\"'),
     }
     return sites.fill(TEMPLATE, values)
 

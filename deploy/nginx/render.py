@@ -12,7 +12,6 @@ must set ``etag_style = nginx``: nginx's ETag formula is not Apache's, and pymag
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import re
@@ -21,10 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pymager import sites
-from pymager.errors import PymagerError, ServiceUnavailable, UploadTooLarge
+from pymager.errors import PymagerError, ServiceUnavailable, Unauthorized, UploadTooLarge
 from pymager.sites import RenderError
 from pymager.web.bodies import body_limit
-from pymager.web.errors import problem_type, status_for
 
 TEMPLATE = Path(__file__).with_name("pymager.conf.in")
 # Characters that end or escape an nginx double-quoted string, or start a variable in it.
@@ -35,19 +33,8 @@ _PROXY_READ_SLACK = 10
 
 
 def _problem(error: PymagerError) -> str:
-    """The body of pymager's own problem for ``error``, for inside nginx's single quotes (as
-    ``error_problem`` shapes it, which would also log an unavailable service)."""
-    text = json.dumps(
-        {
-            "type": problem_type(type(error)),
-            "title": error.title,
-            "status": status_for(error),
-            "detail": error.detail,
-        }
-    )
-    if any(char in text for char in "'\\$\n"):
-        raise RenderError(f"the problem {text!r} cannot be quoted for nginx")
-    return text
+    """pymager's problem for ``error``, for inside nginx's single quotes."""
+    return sites.problem(error, "'\\$\n")
 
 
 def render(
@@ -85,6 +72,7 @@ def render(
         "TOO_LARGE_PROBLEM": _problem(UploadTooLarge("the request body exceeds max_upload_bytes")),
         "UNAVAILABLE_PROBLEM": _problem(unavailable),
         "UNAVAILABLE_RETRY_AFTER": str(unavailable.retry_after),
+        "UNAUTHORIZED_PROBLEM": _problem(Unauthorized("writes need the password of this site (Basic)")),
     }
     return sites.fill(TEMPLATE, values)
 

@@ -47,8 +47,9 @@ def check_response(response: requests.Response) -> None:
 
 
 # What a path or method outside the document is answered with: no such resource, no such method
-# (with Allow), a malformed request (a dot segment), or the failures any request may meet.
-_UNDOCUMENTED = frozenset({400, 404, 405, 408, 413, 500})
+# (with Allow), a malformed request (a dot segment), the failures any request may meet, or a front
+# server's password asked before any route (a write to /original behind Apache or nginx).
+_UNDOCUMENTED = frozenset({400, 401, 404, 405, 408, 413, 500})
 
 
 def _check_undocumented(response: requests.Response) -> None:

@@ -77,44 +77,6 @@ def standalone_twin(apache_server: Server, tmp_path: Path) -> Iterator[Server]:
 
 
 @pytest.mark.apache
-@pytest.mark.parametrize(
-    ("name", "content_type"),
-    [
-        ("60x40.webp", "image/webp"),
-        ("60x40-fit.jpg", "image/jpeg"),
-        ("0x40-fit.png", "image/png"),
-        ("60x0-fit.jpeg", "image/jpeg"),
-        ("60x40-pad.gif", "image/gif"),
-    ],
-)
-def test_cache_hit_is_served_by_apache_without_entering_python(
-    apache_server: Server, image_id: str, name: str, content_type: str
-) -> None:
-    """Hits of every mode, as the shipped site computes their stored path from the URL alone."""
-    assert upload(apache_server, image_id, images.jpeg(300, 200)).status_code == 201
-    url = apache_server.url(f"/derived/{image_id}-{name}")
-    miss = requests.get(url, timeout=30)
-    assert miss.status_code == 200
-    before = python_counts(apache_server)
-
-    hits = [requests.get(url, timeout=10) for _ in range(5)]
-    head = requests.head(url, timeout=10)
-
-    assert python_counts(apache_server) == before  # not one of these requests reached the application
-    for hit in hits:
-        assert hit.status_code == 200
-        assert hit.content == miss.content
-        assert hit.headers["Content-Type"] == content_type
-        assert hit.headers["Allow"] == "GET, HEAD"  # as pymager's own answers
-        assert hit.headers["Cache-Control"] == APACHE_CACHE_CONTROL_DERIVED
-        assert hit.headers["X-Content-Type-Options"] == "nosniff"
-        assert hit.headers["ETag"].removeprefix("W/") == miss.headers["ETag"]
-    assert head.status_code == 200
-    assert head.content == b""
-    assert head.headers["Content-Length"] == str(len(miss.content))
-
-
-@pytest.mark.apache
 def test_a_range_of_a_cached_image_is_answered_by_the_application(
     apache_server: Server, image_id: str
 ) -> None:

@@ -15,7 +15,6 @@ from pymager.domain import ImageFormat, Traits
 from tests import images
 from tests.browsers import ALPHA, ANIMATED, BROWSERS, OPAQUE
 from tests.functional.conftest import Server, all_at_once, upload
-from tests.functional.test_apache import python_counts
 
 PICTURES: dict[str, tuple[Traits, Callable[[], bytes]]] = {
     "opaque": (OPAQUE, lambda: images.jpeg(64, 48)),
@@ -103,28 +102,3 @@ def test_mixed_concurrent_auto_requests_for_a_cold_key_make_each_chosen_format_o
     assert server.metric("pymager_derived_generated_total") - generated_before == 3
     assert server.rows(image_id) == (1, 3)
     assert len({response.content for response in responses}) == 3
-
-
-@pytest.mark.apache
-@pytest.mark.parametrize("kind", PICTURES)
-def test_apache_chooses_as_pymager_does_for_hits_without_python(
-    apache_server: Server, image_id: str, kind: str
-) -> None:
-    traits, make = PICTURES[kind]
-    assert upload(apache_server, image_id, make()).status_code == 201
-    segment = f"{image_id}-30x20-fit.auto"
-    # The first round goes to the application: it publishes the traits and makes each format once.
-    first = {name: get_auto(apache_server, segment, browser.accept) for name, browser in BROWSERS.items()}
-    before = python_counts(apache_server)
-
-    for name, browser in BROWSERS.items():
-        hit = get_auto(apache_server, segment, browser.accept)
-        expected = browser.expected(traits)
-        assert hit.status_code == 200, name
-        assert hit.headers["Content-Type"] == expected.mime_type, name
-        assert hit.content == first[name].content, name
-        assert hit.headers["Vary"] == "Accept", name
-        assert hit.headers["Content-Location"] == f"/derived/{image_id}-30x20-fit.{expected.extension}", name
-        assert hit.headers["ETag"].removeprefix("W/") == first[name].headers["ETag"].removeprefix("W/"), name
-
-    assert python_counts(apache_server) == before  # not one of these reached the application

@@ -30,7 +30,7 @@ from tests.functional.conftest import (
 )
 from tests.functional.slowloris import SlowClients
 from tests.functional.test_apache import VALIDATORS, python_counts
-from tests.functional.test_auto_format import PICTURES, get_auto
+from tests.functional.test_auto_format import get_auto
 
 SLOW_CONNECTIONS = 200
 # Under the site's client_header_timeout (20 s): a normal request answered within this did not wait
@@ -42,48 +42,6 @@ def app_of(server: Server) -> Server:
     """The standalone server behind nginx: Python serving the very files nginx serves."""
     assert server.app is not None
     return server.app
-
-
-@pytest.mark.nginx
-@pytest.mark.parametrize(
-    ("name", "content_type"),
-    [
-        ("60x40.webp", "image/webp"),
-        ("60x40-fit.jpg", "image/jpeg"),
-        ("0x40-fit.png", "image/png"),
-        ("60x0-fit.jpeg", "image/jpeg"),
-        ("60x40-pad.gif", "image/gif"),
-        ("60x40.avif", "image/avif"),
-    ],
-)
-def test_nginx_serves_a_cache_hit_without_entering_python(
-    nginx_server: Server, image_id: str, name: str, content_type: str
-) -> None:
-    """Hits of every mode and format, as the shipped site computes their stored path from the URL."""
-    assert upload(nginx_server, image_id, images.jpeg(300, 200)).status_code == 201
-    url = nginx_server.url(f"/derived/{image_id}-{name}")
-    miss = requests.get(url, timeout=30)
-    assert miss.status_code == 200
-    before = python_counts(nginx_server)
-
-    hits = [requests.get(url, timeout=10) for _ in range(5)]
-    head = requests.head(url, timeout=10)
-    signed_or_not = requests.get(f"{url}?s=anything", timeout=10)
-
-    assert python_counts(nginx_server) == before  # not one of these requests reached the application
-    for hit in [*hits, signed_or_not]:
-        assert hit.status_code == 200
-        assert hit.content == miss.content
-        assert hit.headers["Content-Type"] == content_type
-        assert hit.headers["Allow"] == "GET, HEAD"
-        assert hit.headers["Cache-Control"] == FRONT_CACHE_CONTROL_DERIVED
-        assert hit.headers["X-Content-Type-Options"] == "nosniff"
-        assert hit.headers["ETag"] == miss.headers["ETag"]
-        assert "Vary" not in hit.headers
-        assert "Content-Location" not in hit.headers
-    assert head.status_code == 200
-    assert head.content == b""
-    assert head.headers["Content-Length"] == str(len(miss.content))
 
 
 @pytest.mark.nginx
@@ -187,32 +145,6 @@ def test_nginx_and_python_send_the_same_validators_for_a_derived_file(
     assert ranged.status_code == 206
     assert ranged.headers["ETag"] == from_nginx.headers["ETag"]
     assert ranged.content == from_nginx.content[2:6]
-
-
-@pytest.mark.parametrize("kind", PICTURES)
-@pytest.mark.nginx
-def test_nginx_chooses_auto_hits_as_pymager_does_without_python(
-    nginx_server: Server, image_id: str, kind: str
-) -> None:
-    traits, make = PICTURES[kind]
-    assert upload(nginx_server, image_id, make()).status_code == 201
-    segment = f"{image_id}-30x20-pad.auto"
-    # The first round goes to the application: it publishes the traits and makes each format once.
-    first = {name: get_auto(nginx_server, segment, browser.accept) for name, browser in BROWSERS.items()}
-    before = python_counts(nginx_server)
-
-    for name, browser in BROWSERS.items():
-        hit = get_auto(nginx_server, segment, browser.accept)
-        expected = browser.expected(traits)
-        assert hit.status_code == 200, name
-        assert hit.headers["Content-Type"] == expected.mime_type, name
-        assert hit.content == first[name].content, name
-        assert hit.headers["Vary"] == "Accept", name
-        assert hit.headers["Content-Location"] == f"/derived/{image_id}-30x20-pad.{expected.extension}", name
-        assert hit.headers["ETag"] == first[name].headers["ETag"], name
-        assert hit.headers["Cache-Control"] == FRONT_CACHE_CONTROL_DERIVED, name
-
-    assert python_counts(nginx_server) == before  # not one of these reached the application
 
 
 @pytest.mark.nginx
