@@ -23,7 +23,7 @@ first frame.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import BinaryIO
 
 from PIL import Image, ImageFile
@@ -40,14 +40,15 @@ from pymager.adapters.imaging.decoding import (
     traits,
     verify_png,
 )
+from pymager.adapters.imaging.geometry import REDUCING_GAP
 from pymager.adapters.imaging.placeholder import placeholder
 from pymager.domain import DecodeLimits, Focus, ImageFormat, ImageInfo, Rendition, Size
 from pymager.errors import TooManyFrames
 from pymager.interfaces import IImageProcessor
 from pymager.reduced import applicable_sides
 
-# Resize first by an integer factor down to at most this many times the final size, then resample.
-REDUCING_GAP = 2.0
+# The originals whose reduced copies are lossless too (``reduction``).
+LOSSLESS_FORMATS = frozenset({ImageFormat.PNG, ImageFormat.GIF})
 # The long side of the copy focus detection looks at.
 FOCUS_SIDE = 256
 # The modes Image.reduce takes; the others (palette, bilevel, 16-bit) are sampled for focus detection.
@@ -70,6 +71,7 @@ class PillowProcessor:
         avif_quality: int = output.Encoding.avif_quality,
         avif_speed: int = output.Encoding.avif_speed,
         max_derived_frames: int | None = None,
+        before_encoding: Callable[[Image.Image], None] | None = None,
     ) -> None:
         self.encoding = output.Encoding(jpeg_quality, webp_quality, avif_quality, avif_speed)
         self.limits = limits or DecodeLimits()
@@ -77,6 +79,9 @@ class PillowProcessor:
         self.detect_focus = detect_focus
         # An animation longer than this is refused as an animated format (TooManyFrames).
         self.max_derived_frames = self.limits.max_frames if max_derived_frames is None else max_derived_frames
+        # Shown each still rendition as made, before the format's conversion and its encoder: what the
+        # quality guard of reduced copies compares, apart from the encoders' own noise.
+        self.before_encoding = before_encoding
 
     def identify(self, source: BinaryIO, reduced: Mapping[int, BinaryIO] | None = None) -> ImageInfo:
         check_whole_container(source, self.limits)
@@ -101,8 +106,9 @@ class PillowProcessor:
                         copies = reduction.make(frame, upright, exif_orientation, profile, sides)
         if image_format is ImageFormat.PNG:
             verify_png(source, self.limits)
+        lossless = image_format in LOSSLESS_FORMATS
         for side, picture in copies:  # outside ``decoding``: writing them is no decoding
-            reduction.encode(picture, (reduced or {})[side])
+            reduction.encode(picture, (reduced or {})[side], lossless)
         # Outside ``decoding``: a failure in detection is the server's, not a corrupt upload.
         focus = None if small is None or not self.detect_focus else _detect_focus(small)
         shown = None if small is None else placeholder(small, profile)
@@ -137,9 +143,7 @@ class PillowProcessor:
                 plan = output.Animation(durations, loop, alpha)
                 output.encode(first, rendition.format, self.encoding, out, frames, plan)
                 return Size(*first.size)
-        finished = steps.finish(first)
-        output.encode(finished, rendition.format, self.encoding, out)
-        return Size(*finished.size)
+        return self._encode(steps.shown(first), rendition, out)
 
     def derive_reduced(self, source: BinaryIO, rendition: Rendition, upright: Size, out: BinaryIO) -> Size:
         with open_image(source, self.limits, DERIVE_DECODER_BLOCK) as image:
@@ -154,7 +158,14 @@ class PillowProcessor:
                 plan.size, Image.Resampling.LANCZOS, box=plan.box, reducing_gap=REDUCING_GAP
             )
         padded = output.pad(resized, plan.canvas, rendition.format, self.pad_colour)
-        finished = output.for_output(padded, rendition.format)
+        return self._encode(padded, rendition, out)
+
+    def _encode(self, shown: Image.Image, rendition: Rendition, out: BinaryIO) -> Size:
+        """Convert a still rendition (a working mode, sRGB, padded) to what its format stores, and
+        encode it."""
+        if self.before_encoding is not None:
+            self.before_encoding(shown)
+        finished = output.for_output(shown, rendition.format)
         output.encode(finished, rendition.format, self.encoding, out)
         return Size(*finished.size)
 
@@ -184,12 +195,15 @@ class _FrameSteps:
             self.plan.size, Image.Resampling.LANCZOS, box=self.plan.box, reducing_gap=REDUCING_GAP
         )
 
-    def finish(self, picture: Image.Image) -> Image.Image:
-        """Orient, to sRGB, pad, and convert to what the format stores."""
+    def shown(self, picture: Image.Image) -> Image.Image:
+        """Orient, to sRGB and pad."""
         picture = orientation.upright(picture, self.orientation)
         picture = colour.to_srgb(picture, self.profile)
-        picture = output.pad(picture, self.plan.canvas, self.rendition.format, self.pad_colour)
-        return output.for_output(picture, self.rendition.format)
+        return output.pad(picture, self.plan.canvas, self.rendition.format, self.pad_colour)
+
+    def finish(self, picture: Image.Image) -> Image.Image:
+        """``shown``, then converted to what the format stores."""
+        return output.for_output(self.shown(picture), self.rendition.format)
 
 
 def _animation_mode(picture: Image.Image, alpha: bool) -> Image.Image:

