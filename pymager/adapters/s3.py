@@ -1,0 +1,554 @@
+"""Originals and derived images as objects in an S3-compatible bucket (``storage_url = s3://<bucket>/
+<prefix>``), served from a local cache of it (``ObjectCache``) in the data directory.
+
+Layout of the bucket, under the prefix::
+
+    originals/<id>                                   the original, byte for byte
+    reduced/<id>/<side>                              its reduced copies (never served)
+    derived/<id>/<incarnation>/<W>x<H>[-<mode>].<ext>
+    derived/<id>/<incarnation>/.traits-<kind>        the traits mark (an empty object)
+
+``<incarnation>`` names one upload of an id: its registry row's creation time in microseconds and the
+start of its SHA-256, both in hex. Every request for a derived image, a reduced copy or an original reads
+the original's row (one primary-key query): only a ``READY`` row's incarnation is ever looked up, in the
+bucket or in the cache. So the registry is the truth, as the rename of a directory is on disk:
+
+- ``retire_derived`` (called under the row lock by a DELETE, which marks the row ``DELETING`` in the same
+  transaction) takes every derived image out of service on every host at once, when that transaction
+  commits; the objects are removed afterwards by prefix, in batches (``IRetiredFiles.remove``).
+- An id deleted and uploaded again is a new incarnation: no host can serve the old picture's derived
+  images, cached or not, even before they are all removed.
+
+Writes are staged in the data directory (``tmp/``) and published by one PutObject (atomic: the object
+appears whole or not at all) with its SHA-256 for the engine to verify (``ChecksumSHA256``), or by a
+multipart upload (boto3's transfer manager, a SHA-256 per part) above ``multipart_threshold``; the
+upload completes in one step. A derived image is created conditionally (``If-None-Match: *``), on top
+of the generation lock. Every failure of the bucket (unreachable, refusing, erring) is ``StorageFailed``
+with a short ``Retry-After``; the next request tries again, so a bucket back up serves without a restart.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from zope.interface import implementer
+
+from pymager.adapters.filesystem import TRAITS_PREFIX, StagedFile, apache_etag, nginx_etag
+from pymager.adapters.objectcache import ObjectCache
+from pymager.config import EtagStyle
+from pymager.domain import (
+    TRAIT_KINDS,
+    DerivedSpec,
+    ImageFormat,
+    ImageId,
+    Original,
+    OriginalStatus,
+    StoredFile,
+    Traits,
+)
+from pymager.errors import ImageNotFound, ServiceUnavailable, StorageFailed, StorageFull, storage_failure
+from pymager.interfaces import IBlobStore, IRegistry, IRetiredFiles, IStagedFile
+
+S3Client = Any  # botocore's clients are made at run time; boto3 ships no type hints
+
+log = logging.getLogger(__name__)
+
+# Above this an original is uploaded in parts, each of MULTIPART_CHUNK (boto3's transfer manager).
+MULTIPART_THRESHOLD = 16 * 1024 * 1024
+MULTIPART_CHUNK = 8 * 1024 * 1024
+# A bucket that does not answer comes back by itself more often than a failing disk: retry soon.
+BUCKET_RETRY_AFTER = 5
+# How long a thread waits for another thread's download of the same object into the cache.
+DOWNLOAD_TIMEOUT = 60.0
+_DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
+_CHUNK = 1 << 20
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NO_OBJECT = frozenset({"NoSuchKey", "404", "NotFound"})
+_FULL = frozenset({"EntityTooLarge", "QuotaExceeded", "InsufficientStorage", "XMinioStorageFull"})
+
+
+def incarnation(original: Original) -> str:
+    """The name of one upload of an id in the bucket's derived keys: its creation time (µs) and the
+    start of its SHA-256, in hex."""
+    created = original.created if original.created.tzinfo else original.created.replace(tzinfo=UTC)
+    micros = (created - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros:x}-{original.checksum[:8]}"
+
+
+def split_storage_url(url: str) -> tuple[str, str]:
+    """``s3://<bucket>/<prefix>`` → (bucket, prefix ending in ``/`` or empty)."""
+    rest = url.removeprefix("s3://")
+    bucket, _, prefix = rest.partition("/")
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
+
+
+def make_client(endpoint_url: str | None, region: str, pool: int = 32) -> S3Client:
+    """An S3 client on the standard AWS credential chain (environment, shared files, instance role):
+    pymager never reads or logs a secret itself. Short timeouts: an unreachable bucket fails a
+    request in seconds (503) instead of holding a server thread."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        region_name=region,
+        connect_timeout=3,
+        read_timeout=30,
+        retries={"max_attempts": 2, "mode": "standard"},
+        max_pool_connections=pool,
+        s3={"addressing_style": "path"} if endpoint_url else {},
+        # Checksums pymager asks for (SHA-256) only, not botocore's default CRC on every request.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    client: S3Client = boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
+    return client
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    error = response.get("Error", {})
+    code = str(error.get("Code", "")) if isinstance(error, dict) else ""
+    return code or str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+
+
+@contextlib.contextmanager
+def bucket_errors(doing: str) -> Iterator[None]:
+    """Raise a failure of the bucket as ``StorageFull`` or ``StorageFailed`` (never botocore's)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in _FULL:
+            raise StorageFull(f"the bucket refused {doing}: {code}") from exc
+        raise StorageFailed(f"the bucket failed while {doing}: {code}", BUCKET_RETRY_AFTER) from exc
+    except (BotoCoreError, OSError) as exc:
+        if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
+            raise storage_failure(exc, doing) from exc  # the local disk, not the bucket
+        raise StorageFailed(f"the bucket is unreachable while {doing}", BUCKET_RETRY_AFTER) from exc
+
+
+def missing(exc: BaseException) -> bool:
+    """Whether a botocore error says there is no such object."""
+    return error_code(exc) in _NO_OBJECT
+
+
+def _sha256_header(hex_digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
+
+
+@implementer(IStagedFile)
+class S3StagedFile:
+    """Written to a temporary file in the data directory; ``publish`` uploads it to ``key`` in one step.
+    A derived image (``cache_name`` given) is created only if absent and kept in the cache."""
+
+    def __init__(self, store: S3BlobStore, key: str, doing: str, cache_name: str | None = None) -> None:
+        self._store = store
+        self._key = key
+        self._doing = doing
+        self._cache_name = cache_name
+        if cache_name is not None:
+            self._local = store.cache.stage(cache_name)
+        else:
+            self._local = StagedFile(store.temporary / key.replace("/", "_"), doing)
+        self.file: BinaryIO = self._local.file
+        self._published = False
+
+    def open_for_reading(self) -> BinaryIO:
+        return self._local.open_for_reading()
+
+    def digest(self) -> tuple[int, str]:
+        return self._local.digest()
+
+    def publish(self) -> None:
+        if self._published:
+            raise RuntimeError(f"{self._key} was already published")
+        size, checksum = self._local.digest()
+        client, bucket = self._store.client, self._store.bucket
+        created = False
+        with bucket_errors(self._doing), open(self._local.path, "rb") as body:
+            if self._cache_name is not None:
+                created = self._create(body, checksum)
+            elif size <= self._store.multipart_threshold:
+                client.put_object(
+                    Bucket=bucket,
+                    Key=self._key,
+                    Body=body,
+                    ChecksumSHA256=_sha256_header(checksum),
+                    Metadata={"sha256": checksum},
+                )
+            else:
+                self._upload_in_parts(body, checksum)
+        self._published = True
+        if created and self._cache_name is not None:
+            self._keep(self._cache_name)
+        else:
+            self._local.discard()
+
+    def _create(self, body: BinaryIO, checksum: str) -> bool:
+        """PutObject only if no object has the key (``If-None-Match: *``): a derived image is published
+        once. Finding one is finding it published (by a generation whose row a repair removed since):
+        kept, and what was rendered here is not cached (every host serves the bucket's bytes).
+        Return whether this call created it."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._store.client.put_object(
+                Bucket=self._store.bucket,
+                Key=self._key,
+                Body=body,
+                ChecksumSHA256=_sha256_header(checksum),
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if error_code(exc) not in ("PreconditionFailed", "412"):
+                raise
+            log.warning("%s was published already; keeping the object there", self._key)
+            return False
+        return True
+
+    def _upload_in_parts(self, body: BinaryIO, checksum: str) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        self._store.client.upload_fileobj(
+            body,
+            self._store.bucket,
+            self._key,
+            ExtraArgs={"ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": checksum}},
+            Config=TransferConfig(
+                multipart_threshold=self._store.multipart_threshold,
+                multipart_chunksize=MULTIPART_CHUNK,
+                use_threads=False,
+            ),
+        )
+
+    def _keep(self, cache_name: str) -> None:
+        """Put the published derived image in this host's cache with the object's ``Last-Modified``.
+        A failure here is no failure of the publication: the next hit downloads it."""
+        try:
+            with bucket_errors(self._doing):
+                head = self._store.client.head_object(Bucket=self._store.bucket, Key=self._key)
+            self._store.cache.adopt(cache_name, self._local, head["LastModified"])
+        except (StorageFailed, StorageFull, RuntimeError) as exc:
+            log.warning("not caching %s: %s", self._key, exc)
+        finally:
+            self._local.discard()
+
+    def discard(self) -> None:
+        self._local.discard()
+
+
+@implementer(IRetiredFiles)
+class RetiredPrefix:
+    """Objects under a prefix, already unservable (the registry says so); ``remove`` deletes them."""
+
+    def __init__(self, store: S3BlobStore, prefix: str) -> None:
+        self._store = store
+        self.prefix = prefix
+
+    def remove(self) -> None:
+        self._store.delete_prefix(self.prefix, "deleting the image")
+
+
+@implementer(IBlobStore)
+class S3BlobStore:
+    """Objects in ``bucket`` under ``prefix``, validated against ``registry`` on every read, cached in
+    ``data_directory/cache`` (at most about ``cache_max_bytes``)."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        prefix: str,
+        registry: IRegistry,
+        data_directory: Path,
+        cache_max_bytes: int,
+        etag_style: EtagStyle = "apache",
+        multipart_threshold: int = MULTIPART_THRESHOLD,
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.root = data_directory
+        self.temporary = data_directory / "tmp"
+        self.cache = ObjectCache(data_directory / "cache", cache_max_bytes)
+        self.multipart_threshold = multipart_threshold
+        self._registry = registry
+        self._etag = apache_etag if etag_style == "apache" else nginx_etag
+        self._checked = threading.Lock()
+
+    # -- names -----------------------------------------------------------------------------------
+
+    def original_key(self, image_id: ImageId) -> str:
+        return f"{self.prefix}originals/{ImageId(image_id)}"
+
+    def reduced_key(self, image_id: ImageId, side: int) -> str:
+        return f"{self.prefix}reduced/{ImageId(image_id)}/{int(side)}"
+
+    def derived_prefix(self, image_id: ImageId, current: str | None = None) -> str:
+        """Every derived object of ``image_id`` (of its incarnation ``current`` only, if given)."""
+        return f"{self.prefix}derived/{ImageId(image_id)}/" + (f"{current}/" if current else "")
+
+    def derived_key(self, spec: DerivedSpec, current: str) -> str:
+        return f"{self.derived_prefix(spec.image_id, current)}{spec.name}"
+
+    def current(self, image_id: ImageId) -> Original | None:
+        """The ready original ``image_id`` as the registry records it now, or ``None``."""
+        with self._registry.unit_of_work() as uow:
+            record = uow.originals.get(image_id)
+        if record is None or record.status is not OriginalStatus.READY:
+            return None
+        original: Original = record.original
+        return original
+
+    def ready_incarnations(self) -> dict[ImageId, str]:
+        """The incarnation of every ready original (for the consistency check)."""
+        with self._registry.unit_of_work() as uow:
+            records = uow.originals.list_all()
+        return {
+            record.original.image_id: incarnation(record.original)
+            for record in records
+            if record.status is OriginalStatus.READY
+        }
+
+    def current_incarnation(self, image_id: ImageId) -> str | None:
+        original = self.current(image_id)
+        return None if original is None else incarnation(original)
+
+    # -- serving ---------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create the local directories; raise ``ServiceUnavailable`` unless they and the bucket are
+        usable."""
+        for directory in (self.temporary, self.cache.root):
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ServiceUnavailable(f"cannot create {directory}: {exc.strerror}") from None
+        self.check()
+
+    def open_original(self, image_id: ImageId, image_format: ImageFormat) -> StoredFile | None:
+        original = self.current(image_id)
+        if original is None:
+            return None
+        name = f"originals/{ImageId(image_id)}/{incarnation(original)}"
+        return self._serve(name, self.original_key(image_id), image_format.mime_type, original.checksum)
+
+    def open_derived(self, spec: DerivedSpec) -> StoredFile | None:
+        current = self.current_incarnation(spec.image_id)
+        if current is None:
+            return None
+        name = f"derived/{ImageId(spec.image_id)}/{current}/{spec.name}"
+        return self._serve(name, self.derived_key(spec, current), spec.format.mime_type)
+
+    def _serve(
+        self, name: str, key: str, content_type: str, checksum: str | None = None
+    ) -> StoredFile | None:
+        """The cached entry ``name`` of the object ``key``, downloaded on a miss (verified against
+        ``checksum``, the SHA-256 the registry keeps, when given)."""
+        opened = self.cache.open(name)
+        if opened is None:
+            if not self.cache.fill(name, lambda out: self._download(key, out, checksum), DOWNLOAD_TIMEOUT):
+                return None
+            opened = self.cache.open(name)
+            if opened is None:
+                return None
+        handle, st = opened
+        return StoredFile(
+            file=handle,
+            content_type=content_type,
+            size=st.st_size,
+            modified=datetime.fromtimestamp(st.st_mtime, UTC),
+            etag=self._etag(st),
+        )
+
+    def _download(self, key: str, out: BinaryIO, checksum: str | None) -> datetime | None:
+        """Write the object ``key`` to ``out``; return its ``Last-Modified``, ``None`` if it is missing."""
+        import hashlib
+
+        from botocore.exceptions import ClientError
+
+        doing = "reading from the bucket"
+        with bucket_errors(doing):
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if missing(exc):
+                    return None
+                raise
+            sha256 = hashlib.sha256()
+            with contextlib.closing(response["Body"]) as body:
+                for chunk in body.iter_chunks(_CHUNK):
+                    sha256.update(chunk)
+                    out.write(chunk)
+        if checksum is not None and sha256.hexdigest() != checksum:
+            raise StorageFailed(f"the bucket's copy of {key} does not match its SHA-256", BUCKET_RETRY_AFTER)
+        modified: datetime = response["LastModified"]
+        return modified
+
+    def _exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        with bucket_errors("looking in the bucket"):
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if missing(exc):
+                    return False
+                raise
+        return True
+
+    def has_original(self, image_id: ImageId) -> bool:
+        return self._exists(self.original_key(image_id))
+
+    def has_derived(self, spec: DerivedSpec) -> bool:
+        current = self.current_incarnation(spec.image_id)
+        if current is None:
+            return False
+        name = f"derived/{ImageId(spec.image_id)}/{current}/{spec.name}"
+        return self.cache.contains(name) or self._exists(self.derived_key(spec, current))
+
+    def has_reduced(self, image_id: ImageId, side: int) -> bool:
+        return self._exists(self.reduced_key(image_id, side))
+
+    def open_reduced(self, image_id: ImageId, side: int) -> BinaryIO | None:
+        original = self.current(image_id)
+        if original is None:
+            return None
+        name = f"reduced/{ImageId(image_id)}/{incarnation(original)}/{int(side)}"
+        stored = self._serve(name, self.reduced_key(image_id, side), "application/octet-stream")
+        return None if stored is None else stored.file
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def stage_original(self, image_id: ImageId) -> S3StagedFile:
+        return S3StagedFile(self, self.original_key(image_id), "storing the original")
+
+    def stage_reduced(self, image_id: ImageId, side: int) -> S3StagedFile:
+        return S3StagedFile(self, self.reduced_key(image_id, side), "storing a reduced copy")
+
+    def stage_derived(self, spec: DerivedSpec) -> S3StagedFile:
+        current = self.current_incarnation(spec.image_id)
+        if current is None:
+            raise ImageNotFound(spec.image_id)
+        name = f"derived/{ImageId(spec.image_id)}/{current}/{spec.name}"
+        return S3StagedFile(self, self.derived_key(spec, current), "storing the derived image", name)
+
+    # -- traits ----------------------------------------------------------------------------------
+
+    def published_traits(self, image_id: ImageId) -> Traits | None:
+        current = self.current_incarnation(image_id)
+        if current is None:
+            return None
+        directory = f"derived/{ImageId(image_id)}/{current}/"
+        for kind in TRAIT_KINDS:
+            if self.cache.contains(f"{directory}{TRAITS_PREFIX}{kind}"):
+                return Traits.of_kind(kind)
+        marks = self.derived_prefix(image_id, current) + TRAITS_PREFIX
+        with bucket_errors("reading the image's traits"):
+            listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=marks, MaxKeys=10)
+        for entry in listed.get("Contents", []):
+            kind = entry["Key"].removeprefix(marks)
+            if kind in TRAIT_KINDS:
+                self._cache_mark(f"{directory}{TRAITS_PREFIX}{kind}", entry["LastModified"])
+                return Traits.of_kind(kind)
+        return None
+
+    def _cache_mark(self, name: str, modified: datetime) -> None:
+        with contextlib.suppress(StorageFailed, StorageFull):
+            staged = self.cache.stage(name)
+            try:
+                self.cache.adopt(name, staged, modified)
+            finally:
+                staged.discard()
+
+    def publish_traits(self, image_id: ImageId, traits: Traits) -> None:
+        current = self.current_incarnation(image_id)
+        if current is None:
+            raise ImageNotFound(image_id)
+        marks = self.derived_prefix(image_id, current) + TRAITS_PREFIX
+        with bucket_errors("publishing the image's traits"):
+            self.client.put_object(Bucket=self.bucket, Key=f"{marks}{traits.kind}", Body=b"")
+            others = [{"Key": f"{marks}{kind}"} for kind in TRAIT_KINDS if kind != traits.kind]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": others, "Quiet": True})
+        self._cache_mark(f"derived/{ImageId(image_id)}/{current}/{TRAITS_PREFIX}{traits.kind}", _utcnow())
+
+    # -- removing --------------------------------------------------------------------------------
+
+    def retire_derived(self, image_id: ImageId) -> RetiredPrefix:
+        # Out of service on every host once the caller's transaction (which marks the row DELETING)
+        # commits: each read checks the row first. This host's cached copies go at once.
+        self.cache.drop(f"derived/{ImageId(image_id)}")
+        return RetiredPrefix(self, self.derived_prefix(image_id))
+
+    def delete_image(self, image_id: ImageId) -> None:
+        self.retire_derived(image_id).remove()
+        self.delete_prefix(f"{self.prefix}reduced/{ImageId(image_id)}/", "deleting the image")
+        with bucket_errors("deleting the image"):
+            self.client.delete_object(Bucket=self.bucket, Key=self.original_key(image_id))
+        self.cache.drop(f"originals/{ImageId(image_id)}")
+        self.cache.drop(f"reduced/{ImageId(image_id)}")
+
+    def delete_prefix(self, prefix: str, doing: str) -> None:
+        """Delete every object under ``prefix``, listed by pages, in batches of DeleteObjects."""
+        with bucket_errors(doing):
+            for keys in self.list_keys(prefix):
+                if not keys:
+                    continue
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True}
+                )
+                errors = answer.get("Errors") or []
+                if errors:
+                    raise StorageFailed(
+                        f"the bucket failed while {doing}: {errors[0].get('Code')}", BUCKET_RETRY_AFTER
+                    )
+
+    def list_keys(self, prefix: str) -> Iterator[list[str]]:
+        """Pages (at most 1000) of the keys under ``prefix``."""
+        for page in self.list_pages(prefix):
+            yield [entry["Key"] for entry in page]
+
+    def list_pages(self, prefix: str) -> Iterator[list[dict[str, Any]]]:
+        """Pages (ListObjectsV2, at most 1000 each) of the objects under ``prefix``."""
+        token: str | None = None
+        while True:
+            arguments: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": _DELETE_BATCH}
+            if token:
+                arguments["ContinuationToken"] = token
+            page = self.client.list_objects_v2(**arguments)
+            yield list(page.get("Contents", []))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+
+    # -- health ----------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        for directory in (self.temporary, self.cache.root):
+            if not (directory.is_dir() and os.access(directory, os.W_OK | os.X_OK)):
+                raise StorageFailed(f"the data directory {directory} is missing or not writable")
+        with bucket_errors("checking the bucket"):
+            self.client.head_bucket(Bucket=self.bucket)
+
+    def free_bytes(self) -> int:
+        # What uploads are staged on and the cache kept in: the bucket itself has no such limit here.
+        try:
+            st = os.statvfs(self.root)
+        except OSError as exc:
+            raise storage_failure(exc, "measuring free space") from exc
+        return st.f_bavail * st.f_frsize
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
