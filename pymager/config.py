@@ -82,6 +82,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     thread_pool: int = 16
+    # Standalone server processes sharing one listening socket (README, "Configuration"): 1 by default.
+    processes: int = 1
     socket_timeout: float = 10.0
     header_timeout: float = 20.0  # seconds for the request line and headers (standalone server)
     min_body_rate: int = 500  # bytes per second a body averages after header_timeout (standalone)
@@ -319,6 +321,7 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "host": _text,
         "port": _port,
         "thread_pool": _positive_int,
+        "processes": _positive_int,
         "socket_timeout": _positive_float,
         "header_timeout": _positive_float,
         "min_body_rate": _positive_int,

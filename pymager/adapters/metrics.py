@@ -2,7 +2,9 @@
 
 Each standalone process counts for itself. Under mod_wsgi with several daemon processes, set
 ``PROMETHEUS_MULTIPROC_DIR`` (an empty directory writable by the daemon user) before start: every process
-then writes its samples there and any process's ``/metrics`` reports the sum over all of them.
+then writes its samples there and any process's ``/metrics`` reports the sum over all of them. The
+standalone server's ``[server] processes`` workers do the same in a directory their parent makes
+(``pymager/cli/workers.py``).
 """
 
 from __future__ import annotations

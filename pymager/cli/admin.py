@@ -10,6 +10,7 @@ client commands (``pymager ls``) have no use for.
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from collections.abc import Callable
 from typing import TextIO
@@ -34,6 +35,7 @@ from pymager.errors import PymagerError
 from pymager.signing import UrlSigner
 from pymager.web.app import make_app
 from pymager.web.deadlines import DeadlineServer
+from pymager.web.listener import HTTPServerPlugin, SharedSocketServer
 
 log = logging.getLogger("pymager")
 
@@ -42,8 +44,13 @@ def with_settings(config: str | None, action: Callable[[Settings], int]) -> int:
     """Load the configuration (``config``, else ``$PYMAGER_CONFIG``, else ``./pymager.ini``) and run
     ``action`` on it; what stops either is one line on stderr and status 2."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return guarded(lambda: action(load_settings(config_path(config))))
+
+
+def guarded(action: Callable[[], int]) -> int:
+    """``action()``; what stops it is one line on stderr and status 2."""
     try:
-        return action(load_settings(config_path(config)))
+        return action()
     except (ConfigError, StartupError) as exc:
         print(f"pymager: {exc}", file=sys.stderr)
         return 2
@@ -68,20 +75,35 @@ def server_config(settings: Settings) -> dict[str, object]:
     }
 
 
-def serve(settings: Settings) -> int:
-    """Serve until the engine stops (SIGTERM, SIGINT)."""
+def serve(
+    settings: Settings, listener: socket.socket | None = None, ready: Callable[[], None] | None = None
+) -> int:
+    """Serve until the engine stops (SIGTERM, SIGINT): on ``[server] host:port``, or as one worker of
+    ``[server] processes`` on ``listener``, its parent's socket (``pymager.cli.workers``), calling
+    ``ready`` once it serves."""
     components = build(settings)
     cherrypy.config.update(server_config(settings))
     # cheroot with request deadlines (header_timeout, min_body_rate): pymager/web/deadlines.py
-    cherrypy.server.httpserver = DeadlineServer(
-        cherrypy.server, settings.header_timeout, settings.min_body_rate
-    )
+    if listener is None:
+        cherrypy.server.httpserver = DeadlineServer(
+            cherrypy.server, settings.header_timeout, settings.min_body_rate
+        )
+        host, port = settings.host, settings.port
+    else:
+        cherrypy.server.unsubscribe()  # its port checks cannot hold on a shared socket
+        shared = SharedSocketServer(
+            cherrypy.server, settings.header_timeout, settings.min_body_rate, listener
+        )
+        HTTPServerPlugin(cherrypy.engine, shared).subscribe()
+        host, port = listener.getsockname()[:2]
     cherrypy.tree.mount(make_app(components.service, components.metrics, settings))
     RegistryPlugin(cherrypy.engine, components.registry).subscribe()
     cherrypy.engine.signals.subscribe()
-    log.info("pymager serving %s on http://%s:%d/", settings.data_directory, settings.host, settings.port)
+    log.info("pymager serving %s on http://%s:%d/", settings.data_directory, host, port)
     tune_process()
     cherrypy.engine.start()
+    if ready is not None:
+        ready()
     cherrypy.engine.block()
     return 0
 

@@ -52,14 +52,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pymager.cli import admin  # the server: loaded only when these flags are used
-
     parsing = parser()
     args = parsing.parse_args(argv)
     if args.purge_derived is not None and bool(args.purge_derived) == args.all:
         parsing.error("--purge-derived takes image ids or --all")
     if args.all and args.purge_derived is None:
         parsing.error("--all goes with --purge-derived")
+    actions = (args.hash_key, args.sign, args.migrate, args.check, args.repair, args.purge_derived)
+    if all(action in (False, None) for action in actions):
+        from pymager.cli import workers  # light: with [server] processes, the workers load the server
+
+        return workers.serve(args.config)
+    from pymager.cli import admin  # the server: loaded only when these flags are used
+
     if args.hash_key:
         return admin.hash_key(sys.stdin)
     if args.sign is not None:
@@ -71,4 +76,4 @@ def main(argv: list[str] | None = None) -> int:
     if args.purge_derived is not None:
         ids = None if args.all else list(args.purge_derived)
         return admin.with_settings(args.config, lambda settings: admin.purge(settings, ids))
-    return admin.with_settings(args.config, admin.serve)
+    raise AssertionError("every action is handled above")

@@ -19,9 +19,9 @@ config_option = click.option(
 @config_option
 def serve_command(config: str | None) -> int:
     """Serve on CherryPy's HTTP server until SIGTERM or SIGINT."""
-    from pymager.cli import admin
+    from pymager.cli import workers  # light: with [server] processes, the workers load the server
 
-    return admin.with_settings(config, admin.serve)
+    return workers.serve(config)
 
 
 @click.command("migrate")
