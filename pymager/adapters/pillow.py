@@ -94,6 +94,7 @@ class PillowProcessor:
             image_traits = traits(image)
             profile = colour.embedded_profile(image)
             sides = applicable_sides(Size(width, height), reduced or {})
+            sides = reduction.affordable_sides((width, height), sides, image_format is ImageFormat.JPEG)
             # The check's own decode yields the copies: a JPEG at the DCT scale the largest one needs.
             at_least = reduction.draft_size((width, height), sides)
             with decoding(image_format):
