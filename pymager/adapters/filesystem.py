@@ -152,10 +152,14 @@ class StagedFile:
             return open(self.path, "rb")
 
     def digest(self) -> tuple[int, str]:
+        # Read through the descriptor, not the path: a concurrent DELETE may have renamed away and
+        # removed the derived directory this file was staged in, and the caller's check under the row
+        # lock is what must tell (deleted or replaced), not an ENOENT passed off as a storage failure.
+        self.file.flush()
         sha256 = hashlib.sha256()
         size = 0
-        with self.open_for_reading() as reader, _storage(self._doing):
-            for chunk in iter(lambda: reader.read(1 << 20), b""):
+        with _storage(self._doing):
+            while chunk := os.pread(self._fd, 1 << 20, size):
                 sha256.update(chunk)
                 size += len(chunk)
         return size, sha256.hexdigest()

@@ -260,6 +260,18 @@ def test_digest_of_empty_staged_file(store: FileBlobStore) -> None:
         staged.discard()
 
 
+def test_digest_of_derived_file_whose_directory_a_delete_removed(store: FileBlobStore) -> None:
+    spec = DerivedSpec(ImageId("cat"), Size(10, 10), ImageFormat.JPEG)
+    staged = store.stage_derived(spec)
+    staged.file.write(b"rendered")
+    retired = store.retire_derived(ImageId("cat"))  # a concurrent DELETE, while it was rendered
+    assert retired is not None
+    retired.remove()
+
+    assert staged.digest() == (8, hashlib.sha256(b"rendered").hexdigest())
+    staged.discard()
+
+
 def test_digest_matches_published_file(store: FileBlobStore) -> None:
     staged = store.stage_original(ImageId("cat"))
     staged.file.write(b"abc" * 1000)
