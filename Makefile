@@ -67,6 +67,13 @@ bench: $(BENCH_STAMP) $(APACHE_STAMP)
 bench-quick: $(BENCH_STAMP) $(APACHE_STAMP)
 	$(BIN)/python -m benchmarks --quick
 
+# A soak (benchmarks/soak/, not part of `make test`): two servers on their own PostgreSQL database
+# through a PostgreSQL restart (needs root: pg_ctlcluster) and a SIGKILL; exit 1 if anything was lost.
+SOAK_MINUTES ?= 20
+.PHONY: soak
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak --minutes $(SOAK_MINUTES)
+
 # Honours PYMAGER_CONFIG (default ./pymager.ini).
 migrate: $(STAMP)
 	$(BIN)/python pymager_standalone.py --migrate
