@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 from benchmarks import corpus
 
@@ -15,7 +16,8 @@ class Mode:
     cold_runs: int  # cold keys per size at concurrency 1 (and best-pipeline runs, interleaved)
     runs_2011: int
     other_cold_runs: int  # cold keys per other corpus image
-    c4_requests: int
+    c4_requests: int  # cold keys per round at c=4 (half as many at c=1)
+    c4_rounds: int  # rounds of c=1 then c=4
     hit_seconds: float  # wrk duration per server and concurrency, split into rounds
     hit_rounds: int  # servers alternate round by round, so background load falls on each alike
     hit_connections: tuple[int, ...] = (1, 8, 64)
@@ -27,6 +29,9 @@ class Mode:
     slow_requests: int = 20  # normal requests timed meanwhile
     pipeline_runs: int = 9  # interleaved rounds of each in-process pipeline comparison
     thread_pool: int = 16
+    # [server] processes of the several-process standalone server: one per core, at least 2.
+    processes: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
+    nginx_connections: tuple[int, ...] = (8, 64)  # wrk against the shipped nginx site and static nginx
 
     @property
     def results_stem(self) -> str:
@@ -40,7 +45,8 @@ FULL = Mode(
     cold_runs=25,
     runs_2011=7,
     other_cold_runs=5,
-    c4_requests=40,
+    c4_requests=24,
+    c4_rounds=3,
     hit_seconds=10,
     hit_rounds=2,
 )
@@ -52,6 +58,7 @@ QUICK = Mode(
     runs_2011=2,
     other_cold_runs=2,
     c4_requests=12,
+    c4_rounds=2,
     hit_seconds=2,
     hit_rounds=1,
     burst_runs=3,

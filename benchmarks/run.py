@@ -6,7 +6,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks import apache, corpus, formats, machine, pipeline_costs, reduced, report, scenarios, servers
+from benchmarks import (
+    apache,
+    corpus,
+    formats,
+    load,
+    machine,
+    nginx,
+    pipeline_costs,
+    reduced,
+    report,
+    scenarios,
+    servers,
+)
 from benchmarks.modes import FULL, QUICK, Mode
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -44,7 +56,7 @@ def _measure(mode: Mode, work: Path, notes: list[str]) -> dict[str, Any]:
         figures["cold_c4_24mp_200"] = scenarios.cold_throughput(
             server, mode, MAIN_IMAGE.name, main_path, best
         )
-        _log(f"burst of {mode.burst_requests} requests for one cold key")
+        _log(f"burst of {mode.burst_requests} requests for one cold key, and of as many hits")
         figures["burst"] = scenarios.burst(server, mode, MAIN_IMAGE.name)
         _log(f"cache hits while {mode.flood_requests} distinct cold requests flood the server")
         figures["cold_flood"] = scenarios.cold_flood(server, mode, MAIN_IMAGE.name)
@@ -66,10 +78,13 @@ def _measure(mode: Mode, work: Path, notes: list[str]) -> dict[str, Any]:
                     f"normal requests through the shipped Apache site, {mode.slow_connections} slow ones open"
                 )
                 figures["apache_slow_clients"] = scenarios.slow_clients(started.shipped_url, mode)
+        _log("cache hits through the shipped nginx site and static nginx")
+        figures["nginx_hits"] = _nginx_hits(work, mode, hit_path, hit_file, notes)
     finally:
         server.stop()
         if bare is not None:
             bare.stop()
+    figures |= _several_processes(work, mode, main_path, best, notes)
     _log("memory: a fresh server, concurrent cold derivations, then a 30 MB upload")
     fresh = servers.start_pymager(work / "pymager-memory", mode.thread_pool)
     try:
@@ -90,6 +105,47 @@ def _measure(mode: Mode, work: Path, notes: list[str]) -> dict[str, Any]:
     figures["formats"] = formats.measure(mode.corpus, mode.pipeline_runs, longest=longest)
     _log("reduced copies: cold PNG with alpha, uploads with and without copies")
     figures["reduced"] = reduced.measure(mode.pipeline_runs, work / "reduced")
+    return figures
+
+
+def _nginx_hits(work: Path, mode: Mode, hit_path: str, hit_file: Path, notes: list[str]) -> dict[str, Any]:
+    started = nginx.start(work / "nginx", work / "pymager" / "pymager.ini", hit_path, hit_file)
+    if isinstance(started, str):
+        notes.append(f"hit_nginx_over_static not measured: {started}")
+        return {}
+    with started:
+        targets = {"nginx_pymager": started.shipped_url, "nginx_static": started.static_url}
+        return scenarios.hits(targets, mode, mode.nginx_connections)
+
+
+def _several_processes(
+    work: Path, mode: Mode, main_path: Path, best: dict[str, Any], notes: list[str]
+) -> dict[str, Any]:
+    """The scenarios of a standalone server of ``mode.processes`` processes: cold throughput at c=1 and
+    c=4, the burst; then, on a fresh one, each process's memory under concurrent cold derivations."""
+    figures: dict[str, Any] = {}
+    _log(f"a server of {mode.processes} processes: cold throughput at c=1 and c=4, bursts")
+    server = servers.start_pymager(work / "pymager-workers", mode.thread_pool, processes=mode.processes)
+    try:
+        scenarios.upload_corpus(server, (MAIN_IMAGE,))
+        # Warm every worker's generation path: as many distinct keys at once as there are workers.
+        warm = [f"/derived/{MAIN_IMAGE.name}-150x{150 + index}.jpg" for index in range(mode.processes)]
+        load.concurrent_gets(server.port, warm, concurrency=len(warm))
+        figures["workers_cold_c4_24mp_200"] = scenarios.cold_throughput(
+            server, mode, MAIN_IMAGE.name, main_path, best
+        )
+        figures["workers_burst"] = scenarios.burst(server, mode, MAIN_IMAGE.name)
+    finally:
+        server.stop()
+    _log(f"memory: a fresh server of {mode.processes} processes, concurrent cold derivations")
+    fresh = servers.start_pymager(work / "pymager-workers-memory", mode.thread_pool, processes=mode.processes)
+    try:
+        scenarios.upload_corpus(fresh, (MAIN_IMAGE,))
+        figures["workers_memory"] = scenarios.memory_by_process(fresh, mode, MAIN_IMAGE.name)
+    finally:
+        fresh.stop()
+    if "error" in figures["workers_memory"]:
+        notes.append(f"memory by process not measured: {figures['workers_memory']['error']}")
     return figures
 
 

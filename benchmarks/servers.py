@@ -50,19 +50,32 @@ class Process:
         finally:
             connection.close()
 
+    def pids(self) -> list[int]:
+        """The server's processes: itself, and its workers (``[server] processes`` above 1)."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [pid, *(int(child) for child in children)]
+
     def rss_mb(self) -> float:
         return _status_kib(self.process.pid, "VmRSS") / 1024
 
     def reset_peak_rss(self) -> bool:
-        """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS; False if not allowed."""
+        """Reset the kernel's peak-RSS mark (VmHWM) of every process to its current RSS; False if not
+        allowed."""
         try:
-            Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+            for pid in self.pids():
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
         except OSError:
             return False
         return True
 
     def peak_rss_mb(self) -> float:
         return _status_kib(self.process.pid, "VmHWM") / 1024
+
+    def peak_rss_by_process_mb(self) -> dict[int, float]:
+        """Each process's peak RSS (VmHWM) since ``reset_peak_rss``. Their sum counts the pages the
+        workers share with their parent once per process: an upper bound of the server's peak."""
+        return {pid: _status_kib(pid, "VmHWM") / 1024 for pid in self.pids()}
 
     def stop(self) -> None:
         stop_process(self.process, 15)
@@ -76,6 +89,10 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def process_rss_mb(pid: int) -> float:
+    return _status_kib(pid, "VmRSS") / 1024
 
 
 def _status_kib(pid: int, field: str) -> int:
@@ -142,7 +159,7 @@ def _spawn(name: str, command: list[str], directory: Path) -> tuple[subprocess.P
 
 
 def write_pymager_config(
-    directory: Path, port: int, thread_pool: int, settings: tuple[str, ...] = ()
+    directory: Path, port: int, thread_pool: int, settings: tuple[str, ...] = (), processes: int = 1
 ) -> Path:
     data = directory / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -158,6 +175,7 @@ def write_pymager_config(
                 "host = 127.0.0.1",
                 f"port = {port}",
                 f"thread_pool = {thread_pool}",
+                f"processes = {processes}",
                 "",
             ]
         ),
@@ -166,14 +184,31 @@ def write_pymager_config(
     return config
 
 
-def start_pymager(directory: Path, thread_pool: int, settings: tuple[str, ...] = ()) -> Process:
+def start_pymager(
+    directory: Path, thread_pool: int, settings: tuple[str, ...] = (), processes: int = 1
+) -> Process:
+    """pymager's standalone server; with ``processes`` above 1, ready once every worker serves."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    config = write_pymager_config(directory, port, thread_pool, settings)
+    config = write_pymager_config(directory, port, thread_pool, settings, processes)
     command = [sys.executable, str(REPO / "pymager_standalone.py"), "--config", str(config)]
     subprocess.run([*command, "--migrate"], check=True, capture_output=True, cwd=directory)
     process, log_path = _spawn("pymager", command, directory)
-    return _wait_ready(Process("pymager", port, process, log_path), "/health")
+    server = _wait_ready(Process("pymager", port, process, log_path), "/health")
+    _wait_workers(server, processes)
+    return server
+
+
+def _wait_workers(server: Process, processes: int) -> None:
+    """Wait until the parent logs that all its workers serve: /health answers once one does."""
+    if processes == 1:
+        return
+    deadline = time.monotonic() + STARTUP_DEADLINE
+    while "worker processes serving" not in server.log_path.read_text():
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"{server.name}'s workers not ready:\n{server.log_path.read_text()}")
+        time.sleep(0.05)  # polling a starting process's log, bounded by the deadline above
 
 
 def start_bare(directory: Path, served_file: Path, thread_pool: int) -> Process:
