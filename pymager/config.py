@@ -8,7 +8,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -378,7 +378,16 @@ def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Settin
         data_directory
     )
     values.setdefault("allowed_sizes", frozenset())
-    return Settings(data_directory=data_directory, database_url=database_url, **values)  # type: ignore[arg-type]
+    settings = Settings(data_directory=data_directory, database_url=database_url, **values)  # type: ignore[arg-type]
+    if settings.processes > 1 and "max_concurrent_generations" not in values:
+        # The cores are the machine's: the workers share its generation slots, so that N processes
+        # bound CPU and memory as one does; each still admits the cold requests one process would, so
+        # that a burst one process takes is not refused for landing unevenly on the workers.
+        slots = max(1, settings.max_concurrent_generations // settings.processes)
+        settings = replace(
+            settings, max_concurrent_generations=slots, max_waiting_generations=settings.cold_request_cap
+        )
+    return settings
 
 
 def _parse(path: Path, section: str, key: str, raw: str, parse: Callable[[str], _T]) -> _T:

@@ -453,6 +453,26 @@ def test_load_settings_max_concurrent_generations_defaults_to_the_cores(tmp_path
         load_settings(config)
 
 
+def test_load_settings_processes_default_to_one(tmp_path: Path) -> None:
+    assert load_settings(write_ini(tmp_path, "[server]\n")).processes == 1
+    with pytest.raises(ConfigError, match="processes = '0'"):
+        load_settings(write_ini(tmp_path, "[server]\nprocesses = 0\n", name="zero.ini"))
+
+
+def test_workers_share_the_cores_generation_slots_and_each_admits_what_one_process_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    one = load_settings(write_ini(tmp_path, "[server]\nthread_pool = 16\n"))
+    two = load_settings(write_ini(tmp_path, "[server]\nthread_pool = 16\nprocesses = 2\n", name="two.ini"))
+    assert (one.max_concurrent_generations, one.cold_request_cap) == (4, 8)
+    assert (two.max_concurrent_generations, two.cold_request_cap) == (2, 8)
+    eight = load_settings(write_ini(tmp_path, "[server]\nprocesses = 8\n", name="eight.ini"))
+    assert eight.max_concurrent_generations == 1
+    chosen = "[pymager]\nmax_concurrent_generations = 3\n[server]\nprocesses = 2\n"
+    assert load_settings(write_ini(tmp_path, chosen, name="chosen.ini")).max_concurrent_generations == 3
+
+
 def test_etag_style_defaults_to_apache_and_reads_nginx(tmp_path: Path) -> None:
     assert load_settings(write_ini(tmp_path, "[pymager]\n")).etag_style == "apache"
     nginx = write_ini(tmp_path, "[pymager]\netag_style = nginx\n", name="nginx.ini")
