@@ -31,9 +31,9 @@ KILL_AT = 0.55
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__)
     parser.add_argument("--minutes", type=float, default=20.0, help="length of the load (default 20)")
-    parser.add_argument("--threads", type=int, default=6, help="client threads (default 6)")
+    parser.add_argument("--threads", type=int, default=8, help="client threads (default 8)")
     parser.add_argument(
-        "--rate", type=float, default=12.0, help="operations per second, all threads (default 12)"
+        "--rate", type=float, default=15.0, help="operations per second, all threads (default 15)"
     )
     parser.add_argument(
         "--ids", type=int, default=40, help="image ids the load writes and reads (default 40)"
