@@ -6,7 +6,7 @@ Layout of the bucket, under the prefix::
     originals/<id>                                   the original, byte for byte
     reduced/<id>/<side>                              its reduced copies (never served)
     derived/<id>/<incarnation>/<W>x<H>[-<mode>].<ext>
-    derived/<id>/<incarnation>/.traits-<kind>        the traits mark (an empty object)
+    derived/<id>/.traits-<kind>                      the traits mark (an empty object)
 
 ``<incarnation>`` names one upload of an id: its registry row's creation time in microseconds and the
 start of its SHA-256, both in hex. Every request for a derived image, a reduced copy or an original reads
@@ -450,19 +450,26 @@ class S3BlobStore:
         current = self.current_incarnation(image_id)
         if current is None:
             return None
-        directory = f"derived/{ImageId(image_id)}/{current}/"
+        cached = f"derived/{ImageId(image_id)}/{current}/{TRAITS_PREFIX}"
         for kind in TRAIT_KINDS:
-            if self.cache.contains(f"{directory}{TRAITS_PREFIX}{kind}"):
+            if self.cache.contains(cached + kind):
                 return Traits.of_kind(kind)
-        marks = self.derived_prefix(image_id, current) + TRAITS_PREFIX
+        marks = self._marks(image_id)
         with bucket_errors("reading the image's traits"):
             listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=marks, MaxKeys=10)
         for entry in listed.get("Contents", []):
             kind = entry["Key"].removeprefix(marks)
             if kind in TRAIT_KINDS:
-                self._cache_mark(f"{directory}{TRAITS_PREFIX}{kind}", entry["LastModified"])
+                self._cache_mark(cached + kind, entry["LastModified"])
                 return Traits.of_kind(kind)
         return None
+
+    def _marks(self, image_id: ImageId) -> str:
+        """The traits marks of ``image_id``: beside its derived images, of no incarnation, since
+        ``publish_traits`` runs under the row lock, where looking the incarnation up would take a second
+        connection (and a pool that runs out of them would deadlock). A DELETE removes them with the
+        derived images, before the row, so no mark outlives its original."""
+        return f"{self.derived_prefix(image_id)}{TRAITS_PREFIX}"
 
     def _cache_mark(self, name: str, modified: datetime) -> None:
         with contextlib.suppress(StorageFailed, StorageFull):
@@ -473,15 +480,11 @@ class S3BlobStore:
                 staged.discard()
 
     def publish_traits(self, image_id: ImageId, traits: Traits) -> None:
-        current = self.current_incarnation(image_id)
-        if current is None:
-            raise ImageNotFound(image_id)
-        marks = self.derived_prefix(image_id, current) + TRAITS_PREFIX
+        marks = self._marks(image_id)
         with bucket_errors("publishing the image's traits"):
             self.client.put_object(Bucket=self.bucket, Key=f"{marks}{traits.kind}", Body=b"")
             others = [{"Key": f"{marks}{kind}"} for kind in TRAIT_KINDS if kind != traits.kind]
             self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": others, "Quiet": True})
-        self._cache_mark(f"derived/{ImageId(image_id)}/{current}/{TRAITS_PREFIX}{traits.kind}", _utcnow())
 
     # -- removing --------------------------------------------------------------------------------
 
@@ -548,7 +551,3 @@ class S3BlobStore:
         except OSError as exc:
             raise storage_failure(exc, "measuring free space") from exc
         return st.f_bavail * st.f_frsize
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)

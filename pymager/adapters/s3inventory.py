@@ -49,12 +49,14 @@ class S3Inventory:
         published, stale = [], []
         for name, modified in self._objects("derived/"):
             image_id, _, rest = name.partition("/")
+            if rest.startswith(TRAITS_PREFIX):
+                continue  # a traits mark, of no incarnation
             born, _, file_name = rest.partition("/")
             if _is_id(image_id) and current.get(ImageId(image_id)) == born:
                 spec = _derived_spec(image_id, file_name)
                 if spec is not None:
                     published.append((spec, modified))
-                elif not file_name.startswith(TRAITS_PREFIX):
+                else:
                     stale.append(Leftover(self._name(f"derived/{name}"), modified, ""))
             else:
                 stale.append(Leftover(self._name(f"derived/{name}"), modified, ""))

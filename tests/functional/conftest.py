@@ -1,11 +1,14 @@
-"""A real pymager server on a loopback port: standalone on SQLite and on PostgreSQL, behind Apache
-httpd with mod_wsgi (``deploy/apache``, on SQLite), and behind nginx (``deploy/nginx``, on SQLite)."""
+"""A real pymager server on a loopback port: standalone on SQLite and on PostgreSQL (keeping its pictures
+in the data directory, or in a SeaweedFS bucket), behind Apache httpd with mod_wsgi (``deploy/apache``,
+on SQLite), and behind nginx (``deploy/nginx``, on SQLite)."""
 
 from __future__ import annotations
 
 import base64
 import enum
+import fnmatch
 import http.client
+import os
 import re
 import socket
 import subprocess
@@ -27,6 +30,7 @@ from pymager.adapters.db import migrate
 from tests.conftest import service_missing, sqlite_url
 from tests.functional import apache, nginx
 from tests.functional.contract import responses_as_documented  # noqa: F401  (every response checked)
+from tests.seaweed import SeaweedFS
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_DEADLINE = 30.0
@@ -224,6 +228,8 @@ class Server:
     auth: tuple[str, str] | None = None
     metrics_directory: Path | None = None
     app: Server | None = None
+    # Keeping its pictures in this SeaweedFS bucket (storage_url = s3://<bucket>/pymager).
+    s3: tuple[SeaweedFS, str] | None = None
 
     @property
     def behind_front(self) -> bool:
@@ -253,9 +259,31 @@ class Server:
         return int(originals), int(derived)
 
     def files_of(self, image_id: str) -> list[Path]:
+        """The original and derived files of ``image_id`` (in a bucket: its objects' keys)."""
+        if self.s3 is not None:
+            weed, bucket = self.s3
+            original = f"pymager/originals/{image_id}"
+            keys = [key for key in weed.keys(bucket, original) if key == original]
+            return [Path(key) for key in keys + weed.keys(bucket, f"pymager/derived/{image_id}/")]
         found = [self.data_directory / "originals" / image_id]
         found += list((self.data_directory / "derived" / image_id).glob("*"))
         return [path for path in found if path.exists()]
+
+    def stored_originals(self) -> set[str]:
+        """The ids of every original stored (in the data directory or the bucket)."""
+        if self.s3 is not None:
+            weed, bucket = self.s3
+            return {key.rpartition("/")[2] for key in weed.keys(bucket, "pymager/originals/")}
+        return {path.name for path in (self.data_directory / "originals").iterdir()}
+
+    def derived_names(self, image_id: str, pattern: str = "*") -> list[str]:
+        """The names (``30x30.jpg``, ``.traits-opaque``) of the derived files of ``image_id`` matching
+        ``pattern``, sorted: in the data directory or, under the incarnation, in the bucket."""
+        if self.s3 is not None:
+            weed, bucket = self.s3
+            names = [key.rpartition("/")[2] for key in weed.keys(bucket, f"pymager/derived/{image_id}/")]
+            return sorted(name for name in names if fnmatch.fnmatchcase(name, pattern))
+        return sorted(path.name for path in (self.data_directory / "derived" / image_id).glob(pattern))
 
     def temporary_files(self) -> list[Path]:
         return [p for p in self.data_directory.rglob(".*") if p.name.startswith((".tmp-", ".trash-"))]
@@ -310,9 +338,15 @@ def upload(
 
 
 def start_server(
-    directory: Path, database_url: str, data_directory: Path | None = None, **extra: object
+    directory: Path,
+    database_url: str,
+    data_directory: Path | None = None,
+    env: dict[str, str] | None = None,
+    command: list[str] | None = None,
+    **extra: object,
 ) -> Server:
-    """Migrate, start ``pymager_standalone.py`` and wait (polling /health, with a deadline) until it
+    """Migrate, start ``pymager_standalone.py`` (after ``command``, a wrapper such as ``unshare``, if
+    given; with ``env`` added to the environment) and wait (polling /health, with a deadline) until it
     answers. Servers given the same ``database_url`` and ``data_directory`` share their state."""
     directory.mkdir(parents=True, exist_ok=True)
     data_directory = data_directory or directory / "data"
@@ -323,13 +357,36 @@ def start_server(
     log_path = directory / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            pymager_command("--config", str(config)),
+            [*(command or []), *pymager_command("--config", str(config))],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=directory,
+            env={**os.environ, **env} if env else None,
         )
     server = Server(f"http://127.0.0.1:{port}", data_directory, database_url, process, log_path, config)
     wait_until_ready(server)
+    return server
+
+
+def start_s3_server(
+    request: pytest.FixtureRequest, directory: Path, database_url: str | None = None, **extra: object
+) -> Server:
+    """A standalone server on PostgreSQL (``database_url``, else a new database) keeping its pictures in
+    a new bucket of the session's SeaweedFS (removed when ``request`` ends), with its credentials in the
+    environment, as the standard AWS chain reads them."""
+    weed: SeaweedFS = request.getfixturevalue("seaweedfs")
+    if database_url is None:
+        make_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
+        database_url = make_database()
+    bucket = weed.make_bucket()
+    request.addfinalizer(lambda: weed.remove_bucket(bucket))
+    server = start_server(
+        directory,
+        database_url,
+        env=weed.environment,
+        **{"storage_url": f"s3://{bucket}/pymager", "s3_endpoint_url": weed.endpoint_url, **extra},
+    )
+    server.s3 = (weed, bucket)
     return server
 
 
@@ -458,6 +515,11 @@ def nginx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 SERVER_KINDS = [
     pytest.param("standalone-sqlite", id="standalone-sqlite"),
     pytest.param("standalone-postgres", id="standalone-postgres", marks=pytest.mark.postgres),
+    pytest.param(
+        "standalone-postgres-s3",
+        id="standalone-postgres-s3",
+        marks=[pytest.mark.postgres, pytest.mark.s3],
+    ),
     pytest.param("apache", id="apache", marks=pytest.mark.apache),
     pytest.param("nginx", id="nginx", marks=pytest.mark.nginx),
 ]
@@ -473,6 +535,8 @@ def start_kind(request: pytest.FixtureRequest, directory: Path, **extra: object)
     if request.param == "standalone-postgres":
         make_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
         return start_server(directory, make_database(), **extra)
+    if request.param == "standalone-postgres-s3":
+        return start_s3_server(request, directory, **extra)
     return start_server(directory, sqlite_url(directory / "registry.sqlite3"), **extra)
 
 

@@ -86,7 +86,7 @@ def test_upload_with_malformed_multipart_is_bad_request(
 
 @pytest.mark.parametrize("bad_id", ["bad.id", "a%20b", "%2e%2e", "x" * 129, "%C3%A9"])
 def test_upload_with_invalid_id_is_bad_request(server: Server, bad_id: str) -> None:
-    stored_before = set((server.data_directory / "originals").iterdir())
+    stored_before = server.stored_originals()
     response = upload(server, bad_id, images.jpeg(), timeout=10)
     if bad_id == "%2e%2e" and server.behind_apache:
         # Apache decodes %2e and removes the dot segment (RFC 3986 §6.2.2) before routing: "/" is 404.
@@ -94,7 +94,7 @@ def test_upload_with_invalid_id_is_bad_request(server: Server, bad_id: str) -> N
     else:
         assert_problem(response, 400)
     assert not server.temporary_files()
-    assert set((server.data_directory / "originals").iterdir()) == stored_before
+    assert server.stored_originals() == stored_before
 
 
 def test_upload_over_max_upload_bytes_is_too_large(server: Server, image_id: str) -> None:
@@ -258,12 +258,7 @@ def test_derived_has_exactly_the_requested_size_and_type(
     # The same validator by weak comparison: Apache, serving a hit itself, marks the ETag of a file
     # written less than a second ago weak (W/); test_apache.py checks exact equality on older files.
     assert again.headers["ETag"].removeprefix("W/") == response.headers["ETag"]
-    assert (
-        server.data_directory
-        / "derived"
-        / image_id
-        / f"{size[0]}x{size[1]}.{'jpg' if ext == 'jpeg' else ext}"
-    ).is_file()
+    assert server.derived_names(image_id, f"{size[0]}x{size[1]}.{'jpg' if ext == 'jpeg' else ext}")
 
 
 def test_derived_validators_and_conditional_get(server: Server, image_id: str) -> None:

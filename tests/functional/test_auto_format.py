@@ -57,10 +57,7 @@ def test_each_browser_gets_the_format_of_the_table_as_the_concrete_file(
             assert_is_the_concrete_file(server, image_id, response, browser.expected(traits))
         except AssertionError as failure:
             raise AssertionError(f"{name}: {failure}") from failure
-    traits_files = sorted(
-        path.name for path in (server.data_directory / "derived" / image_id).glob(".traits-*")
-    )
-    assert traits_files == [f".traits-{traits.kind}"]
+    assert server.derived_names(image_id, ".traits-*") == [f".traits-{traits.kind}"]
 
 
 def test_an_auto_answer_is_revalidated_by_its_etag(server: Server, image_id: str) -> None:
