@@ -123,7 +123,7 @@ def error_code(exc: BaseException) -> str:
 @contextlib.contextmanager
 def bucket_errors(doing: str) -> Iterator[None]:
     """Raise a failure of the bucket as ``StorageFull`` or ``StorageFailed`` (never botocore's)."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     try:
         yield
@@ -132,6 +132,11 @@ def bucket_errors(doing: str) -> Iterator[None]:
         if code in _FULL:
             raise StorageFull(f"the bucket refused {doing}: {code}") from exc
         raise StorageFailed(f"the bucket failed while {doing}: {code}", BUCKET_RETRY_AFTER) from exc
+    except NoCredentialsError as exc:
+        raise StorageFailed(
+            f"no credentials for the bucket while {doing} (AWS_ACCESS_KEY_ID or a shared credentials file)",
+            BUCKET_RETRY_AFTER,
+        ) from exc
     except (BotoCoreError, OSError) as exc:
         if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
             raise storage_failure(exc, doing) from exc  # the local disk, not the bucket

@@ -297,8 +297,10 @@ class Server:
         return sample_value(text_format, name, labels)
 
     def run_tool(self, *arguments: str) -> subprocess.CompletedProcess[str]:
-        """Run ``pymager_standalone.py --config <this server's config> <arguments>``."""
-        return run_pymager("--config", str(self.config_path), *arguments)
+        """Run ``pymager_standalone.py --config <this server's config> <arguments>`` (with the bucket's
+        credentials, if it keeps its pictures in one)."""
+        env = None if self.s3 is None else {**os.environ, **self.s3[0].environment}
+        return run_pymager("--config", str(self.config_path), *arguments, env=env)
 
     def stop(self) -> None:
         stop_process(self.process)
