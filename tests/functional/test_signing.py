@@ -76,7 +76,8 @@ def raw_get(server: Server, target: str) -> tuple[int, bytes]:
 
 
 def derived_names(server: Server, image_id: str) -> list[str]:
-    return sorted(path.name for path in (server.data_directory / "derived" / image_id).glob("*"))
+    """The derived images of ``image_id`` stored, wherever the server stores them (not its traits)."""
+    return server.derived_names(image_id, "[!.]*")
 
 
 def generated_nothing(server: Server, image_id: str) -> bool:
