@@ -13,7 +13,7 @@ import threading
 import zlib
 from dataclasses import dataclass
 
-from PIL import Image, ImageStat
+from PIL import Image, ImageChops, ImageStat
 
 RGB = tuple[int, int, int]
 
@@ -165,21 +165,28 @@ class Sample:
 
 
 def sample(data: bytes) -> Sample:
-    """Decode ``data`` (the first frame) and classify the median colour of its centre. The centre is
-    always picture: pad centres the picture, fill's window spans a whole side (never the corner)."""
+    """Decode ``data`` (the first frame) and classify the median colour of the picture at its centre:
+    a centred square half the short side, without pad's background (transparent, or white in JPEG),
+    which may fill most of it (fit never enlarges: a 160x120 GIF padded to 500x495). Half the short
+    side, so that the median is the colour and not the noise: a tenth was 1 or 4 pixels of an
+    upscaled 18x196 or 21x612, and noise alone put 2 of 4,700 outside their colour."""
     with Image.open(io.BytesIO(data)) as image:
         image_format = image.format or "?"
-        rgb_image = image.convert("RGB")
-    width, height = rgb_image.size
-    # A centred square half the short side: inside pad's picture band (at least two thirds of the
-    # short side for these 4:3 and 3:2 pictures), never in png-alpha's corner, and enough pixels that
-    # the median is the colour, not the noise: a tenth of the short side was 1 or 4 pixels of an
-    # upscaled 18x196 or 21x612, and the noise alone put two of 4,700 outside their colour.
+        rgba = image.convert("RGBA")
+    width, height = rgba.size
     side = max(1, min(width, height) // 2)
     left, top = (width - side) // 2, (height - side) // 2
-    centre = rgb_image.crop((left, top, left + side, top + side))
-    red, green, blue = (int(value) for value in ImageStat.Stat(centre).median)
-    distances = [((red - r) ** 2 + (green - g) ** 2 + (blue - b) ** 2) ** 0.5 for r, g, b in PALETTE]
+    centre = rgba.crop((left, top, left + side, top + side))
+    red, green, blue, alpha = centre.split()
+    opaque = alpha.point(lambda value: 255 if value >= 128 else 0)
+    lightest = ImageChops.darker(ImageChops.darker(red, green), blue)  # white only if every channel is
+    not_white = lightest.point(lambda value: 0 if value > 235 else 255)
+    mask = ImageChops.multiply(opaque, not_white)
+    if mask.getbbox() is None:
+        return Sample(image_format, None, (255, 255, 255))
+    median = ImageStat.Stat(Image.merge("RGB", (red, green, blue)), mask).median
+    r, g, b = (int(value) for value in median)
+    distances = [((r - pr) ** 2 + (g - pg) ** 2 + (b - pb) ** 2) ** 0.5 for pr, pg, pb in PALETTE]
     nearest = min(range(len(PALETTE)), key=distances.__getitem__)
     colour = nearest if distances[nearest] <= RECOGNISED_DISTANCE else None
-    return Sample(image_format, colour, (red, green, blue))
+    return Sample(image_format, colour, (r, g, b))
