@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.servers import REPO
-from benchmarks.soak import cluster, pictures, probes, verdict
+from benchmarks.soak import cluster, pictures, prime, probes, verdict
 from benchmarks.soak.ledger import Entry, Ledger, Window
 from benchmarks.soak.load import Load, Target
 
@@ -118,6 +118,7 @@ def soak(
     prober = probes.Prober(lambda: {server.name: server.pid for server in system.servers}, interval)
     prober.start()
 
+    prime.prime(targets, args.threads, load.factory)
     load.seed_all(args.threads)
     start = time.monotonic()
     period = args.threads / args.rate
