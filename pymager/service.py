@@ -114,6 +114,12 @@ class BackfillReport:
     failed: dict[ImageId, str] = field(default_factory=dict)
 
 
+def _same_upload(current: Original, seen: Original) -> bool:
+    """Whether ``current`` is the upload ``seen`` was read from: another request may have recorded its
+    facts meanwhile (two first ``info`` requests at once), which changes the row but not the upload."""
+    return (current.checksum, current.created) == (seen.checksum, seen.created)
+
+
 def _with_facts(original: Original, info: ImageInfo) -> Original:
     """``original`` with what ``identify`` found of it besides its format, size and focus."""
     upright = info.upright or Size(info.width, info.height)
@@ -279,8 +285,10 @@ class ImageService:
                 return seen
             with self._registry.unit_of_work(write=True) as uow:
                 current = uow.originals.lock(seen.image_id)
-                if current is None or current.status is not OriginalStatus.READY or current.original != seen:
+                if current is None or current.status is not OriginalStatus.READY:
                     raise ImageNotFound(seen.image_id)
+                if not _same_upload(current.original, seen):
+                    raise ImageNotFound(seen.image_id)  # deleted and uploaded again meanwhile
                 described = seen
                 if info is not None:
                     uow.originals.set_facts(seen.image_id, info)

@@ -143,3 +143,13 @@ def test_signed_auto_hit_is_served_without_a_signature() -> None:
 def _without_traits(world: World, image_id: str) -> OriginalRecord:
     record = world.registry.tables.originals[image_id]
     return replace(record, original=replace(record.original, traits=None))
+
+
+def test_facts_recorded_meanwhile_by_another_request_are_no_reason_for_a_404(world: World) -> None:
+    """Two first requests for the facts of an original stored before them: the second finds the row
+    already described by the first, and still gets the image."""
+    world.upload("old", fake_image(traits=ALPHA))
+    world.registry.tables.originals["old"] = _without_traits(world, "old")
+    seen = world.registry.tables.originals["old"].original
+    world.service.original_info("old")  # the first request records the facts
+    assert world.service._described(seen, publish_traits=True).traits == ALPHA
