@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO
 
-from pymager.errors import DecodingLimit, InvalidDerivedSpec, InvalidFocus, InvalidImageId, UnknownFormat
+from pymager.errors import (
+    DecodingLimit,
+    InvalidDerivedSpec,
+    InvalidFocus,
+    InvalidImageId,
+    PymagerError,
+    UnknownFormat,
+)
 
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # The id may itself contain '-', so the size (and mode) are the *last* "-<W>x<H>[-<mode>]" before the
@@ -38,6 +45,11 @@ class ImageId(str):
         if not isinstance(value, str) or _ID_PATTERN.fullmatch(value) is None:
             raise InvalidImageId(value if isinstance(value, str) else repr(value))
         return super().__new__(cls, value)
+
+    @classmethod
+    def is_valid(cls, value: str) -> bool:
+        """Whether ``value`` is an id (for names found in storage, where a non-id is no image's)."""
+        return _ID_PATTERN.fullmatch(value) is not None
 
 
 class ImageFormat(enum.Enum):
@@ -303,6 +315,16 @@ class AutoSpec:
 
     def resolve(self, image_format: ImageFormat) -> DerivedSpec:
         return DerivedSpec(self.image_id, self.size, image_format, self.mode)
+
+
+def stored_derived(image_id: str, name: str) -> DerivedSpec | None:
+    """The derived image a store keeps as ``name`` among ``image_id``'s, or ``None`` when ``name`` is
+    not one's canonical name (a temporary file, traits, a stray)."""
+    try:
+        spec = DerivedSpec.parse(f"{image_id}-{name}")
+    except PymagerError:
+        return None
+    return spec if spec.image_id == image_id and name == spec.name else None
 
 
 def parse_derived(segment: str) -> DerivedSpec | AutoSpec:

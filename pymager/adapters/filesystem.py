@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, BinaryIO
 from zope.interface import implementer
 
 from pymager.config import EtagStyle
-from pymager.domain import TRAIT_KINDS, DerivedSpec, ImageFormat, ImageId, StoredFile, Traits
-from pymager.errors import InvalidImageId, PymagerError, ServiceUnavailable, StorageFailed, storage_failure
+from pymager.domain import TRAIT_KINDS, DerivedSpec, ImageFormat, ImageId, StoredFile, Traits, stored_derived
+from pymager.errors import PymagerError, ServiceUnavailable, StorageFailed, storage_failure
 from pymager.interfaces import IBlobInventory, IBlobStore, IRetiredFiles, IStagedFile, Leftover
 from pymager.owners import file_tag, owner_of_tag
 
@@ -371,17 +371,17 @@ class FileInventory:
     def list_originals(self) -> list[tuple[ImageId, datetime]]:
         found = []
         for entry in _entries(self._store.originals):
-            if entry.is_file() and _is_image_id(entry.name):
+            if entry.is_file() and ImageId.is_valid(entry.name):
                 found.append((ImageId(entry.name), _mtime(entry)))
         return found
 
     def list_derived(self) -> list[tuple[DerivedSpec, datetime]]:
         found = []
         for directory in _entries(self._store.derived):
-            if not (directory.is_dir() and _is_image_id(directory.name)):
+            if not (directory.is_dir() and ImageId.is_valid(directory.name)):
                 continue
             for entry in _entries(Path(directory.path)):
-                spec = _derived_spec(directory.name, entry.name)
+                spec = stored_derived(directory.name, entry.name)
                 if spec is not None and entry.is_file():
                     found.append((spec, _mtime(entry)))
         return found
@@ -389,7 +389,7 @@ class FileInventory:
     def list_reduced(self) -> list[tuple[ImageId, int, datetime]]:
         found = []
         for directory in _entries(self._store.reduced):
-            if not (directory.is_dir() and _is_image_id(directory.name)):
+            if not (directory.is_dir() and ImageId.is_valid(directory.name)):
                 continue
             for entry in _entries(Path(directory.path)):
                 if entry.name.isdigit() and entry.name == str(int(entry.name)) and entry.is_file():
@@ -416,7 +416,7 @@ class FileInventory:
         for entry in _entries(self._store.derived):
             if (
                 entry.is_dir(follow_symlinks=False)
-                and _is_image_id(entry.name)
+                and ImageId.is_valid(entry.name)
                 and set(os.listdir(entry.path)) <= _TRAIT_MARKS.keys()
             ):
                 found.append(Leftover(entry.path, _mtime(entry), ""))
@@ -512,20 +512,3 @@ def _entries(directory: Path) -> list[os.DirEntry[str]]:
 
 def _mtime(entry: os.DirEntry[str]) -> datetime:
     return datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, UTC)
-
-
-def _is_image_id(name: str) -> bool:
-    try:
-        ImageId(name)
-    except InvalidImageId:
-        return False
-    return True
-
-
-def _derived_spec(image_id: str, file_name: str) -> DerivedSpec | None:
-    try:
-        spec = DerivedSpec.parse(f"{image_id}-{file_name}")
-    except PymagerError:
-        return None
-    canonical = spec.image_id == image_id and file_name == spec.name
-    return spec if canonical else None

@@ -17,8 +17,7 @@ from zope.interface import implementer
 
 from pymager.adapters.filesystem import TEMP_PREFIX, TRAITS_PREFIX
 from pymager.adapters.s3 import S3BlobStore, bucket_errors, error_code, missing
-from pymager.domain import DerivedSpec, ImageId
-from pymager.errors import InvalidImageId, PymagerError
+from pymager.domain import DerivedSpec, ImageId, stored_derived
 from pymager.interfaces import IBlobInventory, Leftover
 from pymager.owners import owner_of_tag
 
@@ -42,7 +41,11 @@ class S3Inventory:
             ]
 
     def list_originals(self) -> list[tuple[ImageId, datetime]]:
-        return [(ImageId(name), modified) for name, modified in self._objects("originals/") if _is_id(name)]
+        return [
+            (ImageId(name), modified)
+            for name, modified in self._objects("originals/")
+            if ImageId.is_valid(name)
+        ]
 
     def _derived(self) -> tuple[list[tuple[DerivedSpec, datetime]], list[Leftover]]:
         current = self._store.ready_incarnations()
@@ -52,8 +55,8 @@ class S3Inventory:
             if rest.startswith(TRAITS_PREFIX):
                 continue  # a traits mark, of no incarnation
             born, _, file_name = rest.partition("/")
-            if _is_id(image_id) and current.get(ImageId(image_id)) == born:
-                spec = _derived_spec(image_id, file_name)
+            if ImageId.is_valid(image_id) and current.get(ImageId(image_id)) == born:
+                spec = stored_derived(image_id, file_name)
                 if spec is not None:
                     published.append((spec, modified))
                 else:
@@ -69,7 +72,7 @@ class S3Inventory:
         found = []
         for name, modified in self._objects("reduced/"):
             image_id, _, side = name.partition("/")
-            if _is_id(image_id) and side.isdigit() and side == str(int(side)):
+            if ImageId.is_valid(image_id) and side.isdigit() and side == str(int(side)):
                 found.append((ImageId(image_id), int(side), modified))
         return found
 
@@ -159,19 +162,3 @@ class S3Inventory:
                 if head["LastModified"] != listed:
                     return  # published again since it was listed
             self._store.client.delete_object(Bucket=self._store.bucket, Key=key)
-
-
-def _is_id(name: str) -> bool:
-    try:
-        ImageId(name)
-    except InvalidImageId:
-        return False
-    return True
-
-
-def _derived_spec(image_id: str, file_name: str) -> DerivedSpec | None:
-    try:
-        spec = DerivedSpec.parse(f"{image_id}-{file_name}")
-    except PymagerError:
-        return None
-    return spec if spec.image_id == image_id and file_name == spec.name else None
