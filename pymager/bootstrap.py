@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,12 @@ from pymager.adapters.metrics import PrometheusMetrics
 from pymager.adapters.pillow import PillowProcessor
 from pymager.adapters.s3 import S3BlobStore, make_client, split_storage_url
 from pymager.adapters.s3inventory import S3Inventory
-from pymager.config import ConfigError, Settings, load_settings
+from pymager.adapters.webhook import WebhookSender
+from pymager.config import PURGE_KEY_ENV, ConfigError, Settings, load_settings
 from pymager.domain import ImageId
 from pymager.errors import ServiceUnavailable
-from pymager.interfaces import IBlobInventory, IGenerationLocks
+from pymager.interfaces import IBlobInventory, IGenerationLocks, IMetrics
+from pymager.outbox import PurgeNotices
 from pymager.process import tune_process
 from pymager.repair import Finding, Repairer
 from pymager.service import BackfillReport, ImageService
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "BackfillReport",
     "Components",
+    "PurgePlugin",
     "RegistryPlugin",
     "StartupError",
     "backfill",
@@ -58,6 +62,7 @@ class Components:
     registry: SqlRegistry
     blobs: FileBlobStore | S3BlobStore
     metrics: PrometheusMetrics
+    notices: PurgeNotices | None = None  # None: no purge_url
 
 
 def _prepare_sqlite_directory(database_url: str) -> None:
@@ -129,11 +134,30 @@ def build(settings: Settings) -> Components:
     """Wire the service to its adapters and check that the data directory and registry are usable."""
     blobs, registry = _open_storage(settings)
     metrics = PrometheusMetrics()
-    return Components(_service(settings, registry, blobs, metrics), registry, blobs, metrics)
+    notices = _notices(settings, registry, metrics)
+    service = _service(settings, registry, blobs, metrics, notices)
+    return Components(service, registry, blobs, metrics, notices)
+
+
+def _notices(settings: Settings, registry: SqlRegistry, metrics: IMetrics) -> PurgeNotices | None:
+    if not settings.purge_url:
+        return None
+    if not settings.purge_key:
+        # Checked here, not when the file is read: tools that only read it (deploy renderers) need no key.
+        registry.dispose()
+        raise StartupError(
+            f"[cdn] purge_url is set but ${PURGE_KEY_ENV} is empty: purge notices are always signed, "
+            "with a key from the environment"
+        )
+    return PurgeNotices(settings, registry, WebhookSender(settings.purge_url, settings.purge_key), metrics)
 
 
 def _service(
-    settings: Settings, registry: SqlRegistry, blobs: FileBlobStore | S3BlobStore, metrics: PrometheusMetrics
+    settings: Settings,
+    registry: SqlRegistry,
+    blobs: FileBlobStore | S3BlobStore,
+    metrics: PrometheusMetrics,
+    notices: PurgeNotices | None = None,
 ) -> ImageService:
     processor = PillowProcessor(
         settings.jpeg_quality,
@@ -146,7 +170,7 @@ def _service(
         max_derived_frames=settings.max_derived_frames,
     )
     locks = _generation_locks(settings, registry)
-    return ImageService(settings, registry, blobs, processor, locks, metrics)
+    return ImageService(settings, registry, blobs, processor, locks, metrics, notices=notices)
 
 
 def check_consistency(settings: Settings, repair: bool) -> list[Finding]:
@@ -178,7 +202,11 @@ def purge_derived(settings: Settings, image_ids: list[str] | None) -> list[str]:
     ids = None if image_ids is None else {ImageId(image_id) for image_id in image_ids}
     blobs, registry = _open_storage(settings)
     try:
-        purged = Repairer(settings, registry, blobs, _inventory(blobs)).purge_derived(ids)
+        notices = _notices(settings, registry, PrometheusMetrics())
+        purged = Repairer(settings, registry, blobs, _inventory(blobs), notices=notices).purge_derived(ids)
+        if notices is not None:
+            # At once if the webhook answers; otherwise the servers' deliverers retry from the outbox.
+            notices.deliver_due()
     finally:
         registry.dispose()
     return [spec.key for spec in purged]
@@ -219,6 +247,33 @@ class RegistryPlugin(SimplePlugin):  # type: ignore[misc]  # CherryPy ships no t
         self._registry.dispose()
 
 
+class PurgePlugin(SimplePlugin):  # type: ignore[misc]  # CherryPy ships no type hints
+    """Runs the deliverer of CDN purge notices (``PurgeNotices.run``) in a thread while the engine runs."""
+
+    def __init__(self, bus: cherrypy.process.wspbus.Bus, notices: PurgeNotices) -> None:
+        super().__init__(bus)
+        self._notices = notices
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(
+            target=self._notices.run, args=(self._stopping,), name="pymager-purge", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._notices.stop(self._stopping)
+            thread.join(timeout=15)
+
+    stop.priority = 40  # type: ignore[attr-defined]  # before RegistryPlugin closes the pool it delivers through
+
+
 def make_wsgi_app(ini_path: str | Path) -> cherrypy.Application:
     """The WSGI application for a configuration file (used by ``deploy/apache/pymager.wsgi``)."""
     try:
@@ -230,6 +285,11 @@ def make_wsgi_app(ini_path: str | Path) -> cherrypy.Application:
     # log on stderr (the host logs requests; pymager's warnings and errors still reach its error log).
     cherrypy.config.update({"environment": "embedded"})
     RegistryPlugin(cherrypy.engine, components.registry).subscribe()
+    if components.notices is not None:
+        # mod_wsgi never starts CherryPy's engine: the deliverer starts here, a daemon thread.
+        purging = PurgePlugin(cherrypy.engine, components.notices)
+        purging.subscribe()
+        purging.start()
     application = make_app(components.service, components.metrics, settings)
     tune_process()
     return application

@@ -18,6 +18,8 @@ from pymager.signing import UrlKey, parse_url_keys
 CONFIG_ENV = "PYMAGER_CONFIG"
 # Replaces [auth] url_keys when set and not blank, so that the secrets need not sit in pymager.ini.
 URL_KEYS_ENV = "PYMAGER_URL_KEYS"
+# The HMAC key of CDN purge notices ([cdn] purge_url): only ever from the environment.
+PURGE_KEY_ENV = "PYMAGER_PURGE_KEY"
 DEFAULT_CONFIG = "pymager.ini"
 
 _T = TypeVar("_T")
@@ -89,6 +91,11 @@ class Settings:
     min_body_rate: int = 500  # bytes per second a body averages after header_timeout (standalone)
     api_keys: frozenset[str] = frozenset()  # "sha256:<hex>" of each key allowed to write
     url_keys: tuple[UrlKey, ...] = ()  # signing keys of derived URLs, the first signs; empty: unsigned
+    # CDN purge notices (README, "CDN purge"): the webhook ("": none sent), the URL prefix the CDN
+    # serves pymager at (what the notices' URLs start with; "": paths), and the notices' HMAC key.
+    purge_url: str = ""
+    public_url: str = ""
+    purge_key: bytes = field(default=b"", repr=False)
 
     @property
     def decode_limits(self) -> DecodeLimits:
@@ -253,6 +260,15 @@ def _storage_url(text: str) -> str:
     return text
 
 
+def _http_url(text: str) -> str:
+    """``""`` or an absolute http(s) URL."""
+    if not text:
+        return ""
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s#]*)?", text):
+        raise ValueError("expected an http:// or https:// URL")
+    return text
+
+
 def _etag_style(text: str) -> EtagStyle:
     if text not in ETAG_STYLES:
         raise ValueError(f"expected one of {', '.join(ETAG_STYLES)}")
@@ -330,6 +346,10 @@ _SCHEMA: dict[str, dict[str, Callable[[str], object]]] = {
         "api_keys": _key_hashes,
         "url_keys": parse_url_keys,
     },
+    "cdn": {
+        "purge_url": _http_url,
+        "public_url": _http_url,
+    },
 }
 
 
@@ -369,6 +389,10 @@ def load_settings(path: Path, environ: Mapping[str, str] = os.environ) -> Settin
             values["url_keys"] = parse_url_keys(url_keys)
         except ValueError as exc:
             raise ConfigError(f"${URL_KEYS_ENV} = <redacted> is invalid: {exc}") from None
+
+    purge_key = environ.get(PURGE_KEY_ENV, "").strip()
+    if purge_key:
+        values["purge_key"] = purge_key.encode("utf-8")
 
     base = path.resolve().parent
     data_directory = Path(str(values.pop("data_directory", "data")) or "data").expanduser()

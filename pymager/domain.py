@@ -440,6 +440,9 @@ class Original:
     # The long sides of its reduced copies, largest first (README, "Reduced copies"); None: stored
     # before pymager made them (not yet backfilled), () when it needs none.
     reduced: tuple[int, ...] | None = None
+    # How many times its derived images were purged (``purge-derived``): part of their object names in a
+    # bucket, so that no host's cache serves a purged image again.
+    derived_epoch: int = 0
 
     @property
     def described(self) -> bool:
@@ -458,6 +461,7 @@ class StoredFile:
     modified: datetime
     etag: str
     negotiated: DerivedSpec | None = None  # for an ``auto`` URL: the concrete derived image served
+    original_id: ImageId | None = None  # whose picture it is: its CDN cache tag
 
 
 class OriginalStatus(enum.Enum):
@@ -513,3 +517,14 @@ class OriginalsPage:
 
     originals: tuple[Original, ...]
     after: ImageId | None
+
+
+@dataclass(frozen=True)
+class PurgeNotice:
+    """A notice to the CDN that an original's responses are stale (README, "CDN purge"), waiting in the
+    registry's outbox: ``body`` is the JSON posted; ``attempts`` counts the deliveries tried."""
+
+    number: int
+    image_id: ImageId
+    body: str
+    attempts: int

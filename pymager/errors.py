@@ -267,3 +267,10 @@ def storage_failure(error: OSError, doing: str) -> StorageFull | StorageFailed:
     if error.errno in _NO_SPACE:
         return StorageFull(f"no room while {doing}: {reason}; retry once space is freed")
     return StorageFailed(f"the storage failed while {doing}: {reason}")
+
+
+# -- failures no client sees -------------------------------------------------------------------------
+
+
+class PurgeFailed(Exception):
+    """The CDN's purge webhook did not accept a notice (no answer, or not a 2xx); it is retried."""

@@ -22,6 +22,7 @@ from pymager.domain import (
     OriginalRecord,
     OriginalsPage,
     OriginalStatus,
+    PurgeNotice,
     Rendition,
     Size,
     StoredFile,
@@ -62,6 +63,9 @@ class IOriginalRepository(Interface):
 
     def remove(image_id: ImageId) -> None:
         """Delete the original's row and every derived row of it."""
+
+    def renew_derived(image_id: ImageId) -> None:
+        """Count one more purge of its derived images (``Original.derived_epoch``)."""
 
     def list_all() -> list[OriginalRecord]:
         """Every original's row (for the consistency check)."""
@@ -105,11 +109,37 @@ class IDerivedRepository(Interface):
         """Every derived image's row (for the consistency check)."""
 
 
+class IPurgeOutbox(Interface):
+    """Purge notices waiting for delivery, inside one unit of work (the transactional outbox): a notice
+    added with a DELETE commits or rolls back with it. Never commits."""
+
+    def add(image_id: ImageId, body: str, now: datetime) -> None:
+        """Queue a notice about ``image_id``, due at ``now``."""
+
+    def due(now: datetime, limit: int) -> list[PurgeNotice]:
+        """At most ``limit`` notices due at ``now``, oldest first."""
+
+    def lease(notice: PurgeNotice, until: datetime) -> bool:
+        """Take ``notice`` for one delivery attempt: count the attempt and make it due again at ``until``
+        (when a crashed deliverer's notice is retried). Compare-and-set on ``attempts``: ``False`` when
+        another deliverer took or finished it since it was read."""
+
+    def postpone(number: int, until: datetime, error: str) -> None:
+        """A delivery failed with ``error``: due again at ``until``."""
+
+    def remove(number: int) -> None:
+        """The notice was delivered."""
+
+    def pending() -> int:
+        """How many notices wait."""
+
+
 class IUnitOfWork(Interface):
     """One database transaction. A context manager that rolls back unless ``commit`` was called."""
 
     originals = Attribute("IOriginalRepository bound to this transaction")
     derived = Attribute("IDerivedRepository bound to this transaction")
+    outbox = Attribute("IPurgeOutbox bound to this transaction")
 
     def __enter__() -> IUnitOfWork:
         """Begin the transaction; return the unit of work."""
@@ -347,8 +377,19 @@ class IMetrics(Interface):
     def upload_finished(status: int) -> None:
         """Count an upload request by its HTTP status."""
 
+    def purge_notice_sent(delivered: bool) -> None:
+        """Count one delivery attempt of a purge notice, ``delivered`` or failed."""
+
     def exposition() -> tuple[str, bytes]:
         """The content type and body of the metrics in the Prometheus text format."""
+
+
+class IPurgeSender(Interface):
+    """Where purge notices go: the CDN's webhook (``purge_url``)."""
+
+    def send(number: int, body: bytes) -> None:
+        """Deliver notice ``number`` (its JSON ``body``); raise ``PurgeFailed`` unless the receiver
+        accepted it."""
 
 
 class IImageService(Interface):

@@ -30,6 +30,7 @@ from pymager.domain import (
 )
 from pymager.errors import ImageNotFound, PymagerError
 from pymager.interfaces import IBlobInventory, IBlobStore, IRegistry, Leftover
+from pymager.outbox import PurgeNotices
 from pymager.owners import owner_alive
 
 log = logging.getLogger(__name__)
@@ -58,42 +59,54 @@ class Repairer:
         inventory: IBlobInventory,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rebuild_reduced: Callable[[Original], None] | None = None,
+        notices: PurgeNotices | None = None,
     ) -> None:
         """``rebuild_reduced`` makes an original's reduced copies again (``ImageService.rebuild_reduced``);
-        without it a missing copy is reported, and derivations keep reading the original."""
+        without it a missing copy is reported, and derivations keep reading the original. ``notices``
+        tell the CDN of purged derived images."""
         self._settings = settings
         self._registry = registry
         self._blobs = blobs
         self._inventory = inventory
         self._clock = clock
         self._rebuild_reduced = rebuild_reduced
+        self._notices = notices
 
     def purge_derived(self, image_ids: Collection[ImageId] | None = None) -> list[DerivedSpec]:
         """Remove the published derived images of ``image_ids`` (of every original when ``None``) and
         their rows, so that the next request makes them again with the current pipeline; return what was
-        removed. Safe beside running servers: each is removed under its original's row lock, which
-        generations publish under, and only while its row is ready (a generation in progress publishes
-        what the current pipeline makes). A crash half-way leaves a ready row without its file, which a
-        request makes again (and ``--repair`` removes)."""
+        removed. Safe beside running servers: each original's are removed under its row lock, which
+        generations publish under, and only while their rows are ready (a generation in progress
+        publishes what the current pipeline makes). Each purge counts one more ``derived_epoch``, which
+        renames the original's derived objects in a bucket, so that no host's cache serves a purged
+        image, and queues a CDN purge notice, both in the same transaction. A crash half-way leaves a
+        ready row without its file, which a request makes again (and ``--repair`` removes)."""
         with self._registry.unit_of_work() as uow:
-            ready = [
-                record.spec
-                for record in uow.derived.list_all()
-                if record.status is DerivedStatus.READY
-                and (image_ids is None or record.spec.image_id in image_ids)
-            ]
-        purged = []
-        for spec in ready:
+            having = sorted(
+                {
+                    record.spec.image_id
+                    for record in uow.derived.list_all()
+                    if record.status is DerivedStatus.READY
+                    and (image_ids is None or record.spec.image_id in image_ids)
+                }
+            )
+        purged: list[DerivedSpec] = []
+        for image_id in having:
             with self._registry.unit_of_work(write=True) as uow:
-                uow.originals.lock(spec.image_id)
-                current = uow.derived.get(spec)
-                if current is None or current.status is not DerivedStatus.READY:
+                original = uow.originals.lock(image_id)
+                if original is None or original.status is not OriginalStatus.READY:
                     continue
-                self._inventory.remove_derived(spec)
-                uow.derived.remove(spec)
+                ready = [record.spec for record in uow.derived.list_ready(image_id)]
+                for spec in ready:
+                    self._inventory.remove_derived(spec)
+                    uow.derived.remove(spec)
+                uow.originals.renew_derived(image_id)
+                if self._notices is not None and ready:
+                    self._notices.announce(uow, image_id, ready, "purged")
                 uow.commit()
-            purged.append(spec)
-            log.info("purged %s", spec.key)
+            for spec in ready:
+                log.info("purged %s", spec.key)
+            purged.extend(ready)
         return purged
 
     def run(self, repair: bool) -> list[Finding]:

@@ -76,6 +76,7 @@ from pymager.interfaces import (
     IRegistry,
     IStagedFile,
 )
+from pymager.outbox import PurgeNotices
 from pymager.owners import new_owner
 from pymager.reduced import choose_copy
 from pymager.signing import SignedPath, UrlSigner
@@ -137,8 +138,10 @@ class ImageService:
         locks: IGenerationLocks,
         metrics: IMetrics,
         clock: Callable[[], datetime] = _utcnow,
+        notices: PurgeNotices | None = None,
     ) -> None:
         self._settings = settings
+        self._notices = notices  # None: no CDN is told of deletes
         self._sizes = settings.size_policy
         self._registry = registry
         self._blobs = blobs
@@ -220,7 +223,7 @@ class ImageService:
         if stored is None:
             log.error("registry lists original %s but its file is missing", valid_id)
             raise ImageNotFound(valid_id)
-        return replace(stored, etag=f'"{original.checksum}"')
+        return replace(stored, etag=f'"{original.checksum}"', original_id=valid_id)
 
     def delete_original(self, image_id: str) -> None:
         valid_id = ImageId(image_id)
@@ -230,6 +233,9 @@ class ImageService:
                 raise ImageNotFound(valid_id)
             # A DELETING row is a delete that crashed half-way (or runs concurrently): finish it.
             uow.originals.set_status(valid_id, OriginalStatus.DELETING, self._clock())
+            if self._notices is not None:  # committed with the DELETING mark, or not at all
+                derived = [derived.spec for derived in uow.derived.list_ready(valid_id)]
+                self._notices.announce(uow, valid_id, derived, "deleted")
             # Before the commit, under the row lock: a crash after this leaves either a ready original
             # without derived files (made again on request) or a deleting one with none to serve.
             retired = self._blobs.retire_derived(valid_id)
@@ -244,6 +250,8 @@ class ImageService:
                 self._blobs.delete_image(valid_id)
                 uow.originals.remove(valid_id)
                 uow.commit()
+        if self._notices is not None:
+            self._notices.wake()
         log.info("deleted original %s and its derived images", valid_id)
 
     # -- derived ---------------------------------------------------------------------------------
@@ -253,9 +261,9 @@ class ImageService:
     ) -> StoredFile:
         request = parse_derived(segment)
         if isinstance(request, DerivedSpec):
-            return self._derived_file(request, signed)
+            return replace(self._derived_file(request, signed), original_id=request.image_id)
         spec = request.resolve(choose_format(accepted, self._traits(request.image_id, signed)))
-        return replace(self._derived_file(spec, signed), negotiated=spec)
+        return replace(self._derived_file(spec, signed), negotiated=spec, original_id=spec.image_id)
 
     def _traits(self, image_id: ImageId, signed: SignedPath | None) -> Traits:
         """The traits an ``auto`` URL of ``image_id`` chooses from: as published beside its derived

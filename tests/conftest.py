@@ -93,7 +93,7 @@ def fresh_postgres_url(_migrated_postgres_url: str) -> str:
     _admin_execute(
         _migrated_postgres_url,
         "SET lock_timeout = '10s'",
-        "TRUNCATE originals, derived CASCADE",
+        "TRUNCATE originals, derived, purge_notices CASCADE",
     )
     return _migrated_postgres_url
 

@@ -48,6 +48,12 @@ class PrometheusMetrics:
         self._uploads = Counter(
             "pymager_uploads", "Upload requests, by HTTP status", ["status"], registry=self._registry
         )
+        self._purges = Counter(
+            "pymager_purge_notices",
+            "Delivery attempts of CDN purge notices, by outcome",
+            ["outcome"],
+            registry=self._registry,
+        )
         self._duration = Histogram(
             "pymager_derived_generation_seconds",
             "Time to generate one derived image",
@@ -75,6 +81,9 @@ class PrometheusMetrics:
 
     def upload_finished(self, status: int) -> None:
         self._uploads.labels(status=str(status)).inc()
+
+    def purge_notice_sent(self, delivered: bool) -> None:
+        self._purges.labels(outcome="delivered" if delivered else "failed").inc()
 
     def exposition(self) -> tuple[str, bytes]:
         return CONTENT_TYPE_LATEST, generate_latest(self._exposed)

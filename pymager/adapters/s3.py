@@ -77,10 +77,12 @@ _FULL = frozenset({"EntityTooLarge", "QuotaExceeded", "InsufficientStorage", "XM
 
 def incarnation(original: Original) -> str:
     """The name of one upload of an id in the bucket's derived keys: its creation time (µs) and the
-    start of its SHA-256, in hex."""
+    start of its SHA-256, in hex, then how many times its derived images were purged, if ever (a
+    purge renames them, so no host's cache, keyed by this name, serves a purged image)."""
     created = original.created if original.created.tzinfo else original.created.replace(tzinfo=UTC)
     micros = (created - _EPOCH) // timedelta(microseconds=1)
-    return f"{micros:x}-{original.checksum[:8]}"
+    purged = f"-p{original.derived_epoch}" if original.derived_epoch else ""
+    return f"{micros:x}-{original.checksum[:8]}{purged}"
 
 
 def split_storage_url(url: str) -> tuple[str, str]:

@@ -18,6 +18,7 @@ from typing import TextIO
 import cherrypy
 
 from pymager.bootstrap import (
+    PurgePlugin,
     RegistryPlugin,
     StartupError,
     build,
@@ -98,6 +99,8 @@ def serve(
         host, port = listener.getsockname()[:2]
     cherrypy.tree.mount(make_app(components.service, components.metrics, settings))
     RegistryPlugin(cherrypy.engine, components.registry).subscribe()
+    if components.notices is not None:
+        PurgePlugin(cherrypy.engine, components.notices).subscribe()
     cherrypy.engine.signals.subscribe()
     log.info("pymager serving %s on http://%s:%d/", settings.data_directory, host, port)
     tune_process()

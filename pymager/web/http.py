@@ -157,6 +157,8 @@ def answer(stored: StoredFile, header: Header, cache_control: str) -> Answer:
         ("Accept-Ranges", "bytes"),
         ("X-Content-Type-Options", "nosniff"),
     ]
+    if stored.original_id is not None:  # what a CDN purges it by (README, "CDN purge")
+        common += [("Surrogate-Key", stored.original_id), ("Cache-Tag", stored.original_id)]
     if stored.negotiated is not None:  # an ``auto`` URL: this answer depends on Accept
         common += [("Vary", "Accept"), ("Content-Location", f"/derived/{stored.negotiated.key}")]
     if not_modified(header, stored):

@@ -87,6 +87,8 @@ def _file_responses(content: dict[str, Any], *problems: int) -> dict[str, Any]:
         "ETag": {"$ref": "#/components/headers/ETag"},
         "Last-Modified": {"$ref": "#/components/headers/Last-Modified"},
         "Cache-Control": {"schema": {"type": "string"}, "required": True},
+        "Surrogate-Key": {"$ref": "#/components/headers/Surrogate-Key"},
+        "Cache-Tag": {"$ref": "#/components/headers/Cache-Tag"},
     }
     return {
         "200": {"description": "The file", "headers": validators, "content": content},
@@ -394,6 +396,9 @@ def document() -> dict[str, Any]:
                 "Last-Modified": {"schema": {"type": "string"}, "required": True},
                 "Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}, "required": True},
                 "Allow": {"schema": {"type": "string"}, "required": True},
+                # The original's id: what a CDN purges its responses by (Fastly, Cloudflare).
+                "Surrogate-Key": {"schema": {"type": "string", "pattern": _ID}, "required": True},
+                "Cache-Tag": {"schema": {"type": "string", "pattern": _ID}, "required": True},
             },
             "securitySchemes": {
                 "bearer": {

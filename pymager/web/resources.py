@@ -163,7 +163,10 @@ class InfoResource:
         body = json.dumps(info_document(description, signer.sign if signer else str)).encode("utf-8")
         moments = [description.original.created, *(r.created for r in description.derived if r.created)]
         etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
-        stored = StoredFile(io.BytesIO(body), "application/json", len(body), max(moments), etag)
+        image_id = description.original.image_id
+        stored = StoredFile(
+            io.BytesIO(body), "application/json", len(body), max(moments), etag, None, image_id
+        )
         return serve(stored, "no-cache")
 
 

@@ -296,11 +296,15 @@ class Server:
         text_format = requests.get(self.url("/metrics"), timeout=10).text
         return sample_value(text_format, name, labels)
 
-    def run_tool(self, *arguments: str) -> subprocess.CompletedProcess[str]:
+    def run_tool(
+        self, *arguments: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``pymager_standalone.py --config <this server's config> <arguments>`` (with the bucket's
-        credentials, if it keeps its pictures in one)."""
-        env = None if self.s3 is None else {**os.environ, **self.s3[0].environment}
-        return run_pymager("--config", str(self.config_path), *arguments, env=env)
+        credentials, if it keeps its pictures in one, and ``env``)."""
+        added = {**(self.s3[0].environment if self.s3 is not None else {}), **(env or {})}
+        return run_pymager(
+            "--config", str(self.config_path), *arguments, env={**os.environ, **added} if added else None
+        )
 
     def stop(self) -> None:
         stop_process(self.process)
@@ -371,7 +375,11 @@ def start_server(
 
 
 def start_s3_server(
-    request: pytest.FixtureRequest, directory: Path, database_url: str | None = None, **extra: object
+    request: pytest.FixtureRequest,
+    directory: Path,
+    database_url: str | None = None,
+    env: dict[str, str] | None = None,
+    **extra: object,
 ) -> Server:
     """A standalone server on PostgreSQL (``database_url``, else a new database) keeping its pictures in
     a new bucket of the session's SeaweedFS (removed when ``request`` ends), with its credentials in the
@@ -385,7 +393,7 @@ def start_s3_server(
     server = start_server(
         directory,
         database_url,
-        env=weed.environment,
+        env={**weed.environment, **(env or {})},
         **{"storage_url": f"s3://{bucket}/pymager", "s3_endpoint_url": weed.endpoint_url, **extra},
     )
     server.s3 = (weed, bucket)
@@ -402,7 +410,7 @@ def wait_until_ready(server: Server) -> None:
         raise
 
 
-def start_apache(directory: Path, **extra: object) -> Server:
+def start_apache(directory: Path, env: dict[str, str] | None = None, **extra: object) -> Server:
     """Render the shipped ``deploy/apache`` configuration for a free loopback port, start a real Apache
     httpd with mod_wsgi on it (SQLite registry, two daemon processes) and wait until it answers.
     ``extra`` goes to ``pymager.ini`` as in ``write_config``; with ``"auth.api_keys"`` the site passes
@@ -430,7 +438,7 @@ def start_apache(directory: Path, **extra: object) -> Server:
     process = apache.start_httpd(
         installation,
         apache.write_server_config(directory, installation, port, site),
-        {"PYMAGER_CONFIG": str(config), "PROMETHEUS_MULTIPROC_DIR": str(metrics_directory)},
+        {"PYMAGER_CONFIG": str(config), "PROMETHEUS_MULTIPROC_DIR": str(metrics_directory), **(env or {})},
         directory / "httpd.out",
     )
     server = Server(
@@ -448,7 +456,7 @@ def start_apache(directory: Path, **extra: object) -> Server:
     return server
 
 
-def start_nginx(directory: Path, **extra: object) -> Server:
+def start_nginx(directory: Path, env: dict[str, str] | None = None, **extra: object) -> Server:
     """Start a standalone server (SQLite registry, ``etag_style = nginx``) and, in front of it, a real
     nginx on a free loopback port with the shipped ``deploy/nginx`` site rendered from that server's
     ``pymager.ini``; wait until it answers. ``extra`` goes to ``pymager.ini`` as in ``write_config``;
@@ -461,6 +469,7 @@ def start_nginx(directory: Path, **extra: object) -> Server:
         directory / "app",
         sqlite_url(directory / "registry.sqlite3"),
         data_directory=directory / "data",
+        env=env,
         etag_style="nginx",
         cache_control_derived=FRONT_CACHE_CONTROL_DERIVED,
         **extra,
@@ -527,19 +536,22 @@ SERVER_KINDS = [
 ]
 
 
-def start_kind(request: pytest.FixtureRequest, directory: Path, **extra: object) -> Server:
+def start_kind(
+    request: pytest.FixtureRequest, directory: Path, env: dict[str, str] | None = None, **extra: object
+) -> Server:
     """Start the server of the fixture parameter's kind (``SERVER_KINDS``; any other standalone kind
-    runs on SQLite) in ``directory``, with ``extra`` configuration as ``start_server`` takes it."""
+    runs on SQLite) in ``directory``, with ``env`` added to its environment and ``extra`` configuration
+    as ``start_server`` takes it."""
     if request.param == "apache":
-        return start_apache(directory, **extra)
+        return start_apache(directory, env=env, **extra)
     if request.param == "nginx":
-        return start_nginx(directory, **extra)
+        return start_nginx(directory, env=env, **extra)
     if request.param == "standalone-postgres":
         make_database: Callable[[], str] = request.getfixturevalue("make_postgres_database")
-        return start_server(directory, make_database(), **extra)
+        return start_server(directory, make_database(), env=env, **extra)
     if request.param == "standalone-postgres-s3":
-        return start_s3_server(request, directory, **extra)
-    return start_server(directory, sqlite_url(directory / "registry.sqlite3"), **extra)
+        return start_s3_server(request, directory, env=env, **extra)
+    return start_server(directory, sqlite_url(directory / "registry.sqlite3"), env=env, **extra)
 
 
 @pytest.fixture(scope="session", params=SERVER_KINDS)

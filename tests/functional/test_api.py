@@ -642,3 +642,38 @@ def test_a_chunk_size_too_large_for_any_machine_is_a_bad_request(server: Server,
     status, body = raw_post(server, f"/original/{image_id}", headers, [b"ffffffffffffffffffff\r\n--zz\r\n"])
     assert status == 400, body
     assert server.leaves_nothing(image_id)
+
+
+# -- CDN cache tags ---------------------------------------------------------------------------------
+
+
+def test_every_image_answer_is_tagged_with_its_original_for_cdn_purges(server: Server, image_id: str) -> None:
+    """Originals, their info, derived images made now and served again (behind a front server, from
+    disk without Python), auto answers and 304s all carry Surrogate-Key and Cache-Tag naming the
+    original: what a CDN purges them by."""
+    assert upload(server, image_id, images.jpeg(320, 200)).status_code == 201
+    urls = [
+        f"/original/{image_id}",
+        f"/original/{image_id}/info",
+        f"/derived/{image_id}-100x100.jpg",  # made now
+        f"/derived/{image_id}-100x100.jpg",  # a hit
+        f"/derived/{image_id}-100x100.auto",
+        f"/derived/{image_id}-100x100.auto",
+    ]
+    for path in urls:
+        response = requests.get(server.url(path), headers={"Accept": "image/webp"}, timeout=30)
+        assert response.status_code == 200, path
+        assert (response.headers.get("Surrogate-Key"), response.headers.get("Cache-Tag")) == (
+            image_id,
+            image_id,
+        ), path
+        revalidated = requests.get(
+            server.url(path),
+            headers={"If-None-Match": response.headers["ETag"], "Accept": "image/webp"},
+            timeout=30,
+        )
+        assert revalidated.status_code == 304, path
+        assert revalidated.headers.get("Surrogate-Key") == image_id, path
+    missing = requests.get(server.url(f"/derived/{image_id}x-100x100.jpg"), timeout=30)
+    assert missing.status_code == 404
+    assert "Surrogate-Key" not in missing.headers

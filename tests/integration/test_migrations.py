@@ -33,7 +33,7 @@ def test_upgrade_head_builds_the_schema_of_the_models(empty_database_url: str) -
     migrate.upgrade(empty_database_url)
 
     assert schema_differences(empty_database_url) == []
-    assert table_names(empty_database_url) == {"alembic_version", "originals", "derived"}
+    assert table_names(empty_database_url) == {"alembic_version", "originals", "derived", "purge_notices"}
 
 
 def test_downgrade_base_removes_every_table_and_upgrade_rebuilds_them(empty_database_url: str) -> None:
@@ -51,7 +51,7 @@ def test_head_revision_is_the_current_revision_after_upgrade(empty_database_url:
     try:
         assert migrate.current_revision(engine) is None
         migrate.upgrade(empty_database_url)
-        assert migrate.current_revision(engine) == migrate.head_revision() == "0004"
+        assert migrate.current_revision(engine) == migrate.head_revision() == "0005"
     finally:
         engine.dispose()
 

@@ -323,7 +323,7 @@ def test_ping_passes_on_a_migrated_database(registry: SqlRegistry) -> None:
 def test_ping_refuses_an_unmigrated_database(empty_database_url: str) -> None:
     registry = SqlRegistry(make_engine(empty_database_url))
     try:
-        with pytest.raises(ServiceUnavailable, match="schema is at revision none, expected 0004"):
+        with pytest.raises(ServiceUnavailable, match="schema is at revision none, expected 0005"):
             registry.ping()
     finally:
         registry.dispose()

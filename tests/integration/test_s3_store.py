@@ -337,6 +337,29 @@ def test_an_id_uploaded_again_never_shows_the_old_pictures_derived_images(hosts:
         assert stored.file.read() == b"new picture"
 
 
+def test_a_purge_makes_the_purged_images_unservable_on_every_host(hosts: Hosts, tmp_path: Path) -> None:
+    """``purge-derived`` on one host: the other host's cached copy is never served again (the purge
+    renames the original's derived objects through the registry), and the image made again is."""
+    first, second = hosts.make(), hosts.make()
+    store_original(hosts, first, "cat", b"original")
+    made = spec("cat")
+    with hosts.registry.unit_of_work(write=True) as uow:
+        assert uow.derived.claim(made, "owner", _now())
+        publish_derived(first, made, b"old pipeline")
+        assert uow.derived.mark_ready(made, "owner", 12, "0" * 64, _now())
+        uow.commit()
+    assert read(second, made) == b"old pipeline"  # cached on the second host
+
+    settings = Settings.for_directory(tmp_path / "tool", database_url="sqlite://")
+    assert Repairer(settings, hosts.registry, first, S3Inventory(first)).purge_derived() == [made]
+
+    assert read(second, made) is None
+    assert read(first, made) is None
+    assert [key for key in hosts.weed.keys(hosts.bucket) if "/derived/" in key] == []
+    publish_derived(first, made, b"new pipeline")
+    assert read(second, made) == b"new pipeline"
+
+
 def test_staging_a_derived_image_of_a_missing_original_is_not_found(hosts: Hosts) -> None:
     with pytest.raises(ImageNotFound):
         hosts.make().stage_derived(spec("nobody"))

@@ -29,12 +29,13 @@ from pymager.domain import (
     OriginalRecord,
     OriginalStatus,
     Placeholder,
+    PurgeNotice,
     Rendition,
     Size,
     StoredFile,
     Traits,
 )
-from pymager.errors import CorruptImage, ServiceUnavailable, StorageFailed, UnsupportedImage
+from pymager.errors import CorruptImage, PurgeFailed, ServiceUnavailable, StorageFailed, UnsupportedImage
 from pymager.interfaces import (
     IBlobInventory,
     IBlobStore,
@@ -44,6 +45,8 @@ from pymager.interfaces import (
     IImageProcessor,
     IMetrics,
     IOriginalRepository,
+    IPurgeOutbox,
+    IPurgeSender,
     IRegistry,
     IRetiredFiles,
     IStagedFile,
@@ -62,6 +65,8 @@ def _key(spec: DerivedSpec) -> _SpecKey:
 class _Tables:
     originals: dict[str, OriginalRecord] = field(default_factory=dict)
     derived: dict[_SpecKey, DerivedRecord] = field(default_factory=dict)
+    # number → (notice, due at)
+    notices: dict[int, tuple[PurgeNotice, datetime]] = field(default_factory=dict)
 
 
 @implementer(IOriginalRepository)
@@ -107,8 +112,44 @@ class FakeOriginalRepository:
         for key in [key for key in self._tables.derived if key[0] == image_id]:
             del self._tables.derived[key]
 
+    def renew_derived(self, image_id: ImageId) -> None:
+        record = self._tables.originals[image_id]
+        renewed = replace(record.original, derived_epoch=record.original.derived_epoch + 1)
+        self._tables.originals[image_id] = replace(record, original=renewed)
+
     def list_all(self) -> list[OriginalRecord]:
         return sorted(self._tables.originals.values(), key=lambda record: record.original.image_id)
+
+
+@implementer(IPurgeOutbox)
+class FakePurgeOutbox:
+    def __init__(self, tables: _Tables) -> None:
+        self._tables = tables
+
+    def add(self, image_id: ImageId, body: str, now: datetime) -> None:
+        number = max(self._tables.notices, default=0) + 1
+        self._tables.notices[number] = (PurgeNotice(number, image_id, body, 0), now)
+
+    def due(self, now: datetime, limit: int) -> list[PurgeNotice]:
+        waiting = sorted(self._tables.notices.values(), key=lambda entry: (entry[1], entry[0].number))
+        return [notice for notice, due in waiting if due <= now][:limit]
+
+    def lease(self, notice: PurgeNotice, until: datetime) -> bool:
+        current = self._tables.notices.get(notice.number)
+        if current is None or current[0].attempts != notice.attempts:
+            return False
+        self._tables.notices[notice.number] = (replace(notice, attempts=notice.attempts + 1), until)
+        return True
+
+    def postpone(self, number: int, until: datetime, error: str) -> None:
+        notice, _ = self._tables.notices[number]
+        self._tables.notices[number] = (notice, until)
+
+    def remove(self, number: int) -> None:
+        self._tables.notices.pop(number, None)
+
+    def pending(self) -> int:
+        return len(self._tables.notices)
 
 
 @implementer(IDerivedRepository)
@@ -186,6 +227,7 @@ class FakeUnitOfWork:
         self._tables = _Tables()
         self.originals = FakeOriginalRepository(self._tables)
         self.derived = FakeDerivedRepository(self._tables)
+        self.outbox = FakePurgeOutbox(self._tables)
 
     def __enter__(self) -> FakeUnitOfWork:
         if self._registry.down:
@@ -196,6 +238,7 @@ class FakeUnitOfWork:
             snapshot = copy.deepcopy(self._registry.tables)
         self._tables.originals.update(snapshot.originals)
         self._tables.derived.update(snapshot.derived)
+        self._tables.notices.update(snapshot.notices)
         return self
 
     def __exit__(
@@ -493,6 +536,7 @@ class FakeMetrics:
         self.generated: list[float] = []
         self.coalesced = 0
         self.uploads: list[int] = []
+        self.purge_notices: list[bool] = []
 
     def derived_served(self, source: str) -> None:
         self.served.append(source)
@@ -505,6 +549,9 @@ class FakeMetrics:
 
     def upload_finished(self, status: int) -> None:
         self.uploads.append(status)
+
+    def purge_notice_sent(self, delivered: bool) -> None:
+        self.purge_notices.append(delivered)
 
     def exposition(self) -> tuple[str, bytes]:
         return "text/plain", f"served {len(self.served)}".encode()
@@ -546,3 +593,17 @@ class FakeLocks:
         with self._changed:
             self._held.discard(key)
             self._changed.notify_all()
+
+
+@implementer(IPurgeSender)
+class FakePurgeSender:
+    """Records what it is sent; fails while ``failing``."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, bytes]] = []
+        self.failing = False
+
+    def send(self, number: int, body: bytes) -> None:
+        if self.failing:
+            raise PurgeFailed("the purge webhook answered 503")
+        self.sent.append((number, body))

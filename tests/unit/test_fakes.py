@@ -18,6 +18,7 @@ from pymager.interfaces import (
     IImageService,
     IMetrics,
     IOriginalRepository,
+    IPurgeOutbox,
     IRegistry,
     IRetiredFiles,
     IStagedFile,
@@ -43,6 +44,7 @@ def test_fakes_provide_their_interfaces() -> None:
     assert verifyObject(IUnitOfWork, uow)
     assert verifyObject(IOriginalRepository, uow.originals)
     assert verifyObject(IDerivedRepository, uow.derived)
+    assert verifyObject(IPurgeOutbox, uow.outbox)
     assert verifyObject(IBlobStore, blobs)
     assert verifyObject(IBlobInventory, FakeInventory(blobs))
     staged = blobs.stage_derived(DerivedSpec.parse("x-1x1.png"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import threading
 import time
 import traceback
@@ -35,6 +36,7 @@ from pymager.errors import (
     InvalidImageId,
     ServiceUnavailable,
     SizeNotAllowed,
+    StorageFailed,
     UnknownFormat,
     UnsupportedImage,
     UploadTooLarge,
@@ -599,3 +601,67 @@ def test_allowed_sizes_carry_their_mode() -> None:
     for segment in ("sample-100x100-fit.jpg", "sample-100x100-pad.jpg", "sample-800x600-fit.jpg"):
         with pytest.raises(SizeNotAllowed):
             world.service.derived_file(segment)
+
+
+# -- CDN purge notices ------------------------------------------------------------------------------
+
+
+def test_a_delete_queues_one_purge_notice_delivered_afterwards() -> None:
+    world = World(purge_url="https://cdn.example/purge")
+    world.upload("sample", fake_image())
+    world.service.derived_file("sample-10x10.png")
+    world.service.delete_original("sample")
+
+    (notice,) = [entry for entry, _ in world.registry.tables.notices.values()]
+    assert json.loads(notice.body)["urls"] == [
+        "/original/sample",
+        "/original/sample/info",
+        "/derived/sample-10x10.png",
+        "/derived/sample-10x10.auto",
+    ]
+    assert world.sender.sent == []  # sent by the deliverer, never inside the request's transaction
+    assert world.notices is not None
+    assert world.notices.deliver_due() == 1
+    assert world.sender.sent == [(notice.number, notice.body.encode())]
+    assert world.registry.tables.notices == {}
+    assert world.metrics.purge_notices == [True]
+
+
+def test_a_delete_that_fails_before_its_commit_queues_no_notice() -> None:
+    world = World(purge_url="https://cdn.example/purge")
+    world.upload("sample", fake_image())
+
+    def fail(_image_id: str) -> None:
+        raise StorageFailed("the storage failed while deleting the image: fake")
+
+    world.blobs.retire_derived = fail  # type: ignore[assignment,method-assign]
+    with pytest.raises(StorageFailed):
+        world.service.delete_original("sample")
+    assert world.registry.tables.notices == {}
+    assert world.registry.tables.originals["sample"].status is OriginalStatus.READY
+
+
+def test_an_undelivered_notice_stays_queued() -> None:
+    world = World(purge_url="https://cdn.example/purge")
+    world.upload("sample", fake_image())
+    world.service.delete_original("sample")
+    world.sender.failing = True
+    assert world.notices is not None
+    assert world.notices.deliver_due() == 0
+    assert len(world.registry.tables.notices) == 1
+    assert world.metrics.purge_notices == [False]
+
+
+def test_purging_derived_images_renews_them_and_queues_a_notice() -> None:
+    world = World(purge_url="https://cdn.example/purge")
+    world.upload("sample", fake_image())
+    world.service.derived_file("sample-10x10.png")
+
+    assert [spec.key for spec in world.repairer.purge_derived()] == ["sample-10x10.png"]
+
+    assert world.registry.tables.originals["sample"].original.derived_epoch == 1
+    (notice,) = [json.loads(entry.body) for entry, _ in world.registry.tables.notices.values()]
+    assert (notice["reason"], notice["urls"]) == (
+        "purged",
+        ["/derived/sample-10x10.png", "/derived/sample-10x10.auto"],
+    )

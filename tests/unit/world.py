@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pymager.config import Settings
 from pymager.domain import DerivedSpec, Upload
+from pymager.outbox import PurgeNotices
 from pymager.repair import Repairer
 from pymager.service import ImageService
 from tests.unit.fakes import (
@@ -17,6 +18,7 @@ from tests.unit.fakes import (
     FakeLocks,
     FakeMetrics,
     FakeProcessor,
+    FakePurgeSender,
     FakeRegistry,
     fake_image,
 )
@@ -26,7 +28,8 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 class World:
     """``now`` is the service's clock and ``checked_at`` the consistency check's; both start at
-    ``NOW``. ``overrides`` are ``Settings`` fields."""
+    ``NOW``. ``overrides`` are ``Settings`` fields; with ``purge_url`` among them, DELETEs and purges
+    queue notices for ``sender``."""
 
     def __init__(self, **overrides: object) -> None:
         self.registry = FakeRegistry()
@@ -38,6 +41,12 @@ class World:
         self.settings = Settings.for_directory(Path("/nonexistent"), **overrides)
         self.now = NOW
         self.checked_at = NOW
+        self.sender = FakePurgeSender()
+        self.notices = (
+            PurgeNotices(self.settings, self.registry, self.sender, self.metrics, lambda: self.now)
+            if self.settings.purge_url
+            else None
+        )
         self.service = ImageService(
             self.settings,
             self.registry,
@@ -46,6 +55,7 @@ class World:
             self.locks,
             self.metrics,
             lambda: self.now,
+            notices=self.notices,
         )
         self.repairer = Repairer(
             self.settings,
@@ -54,6 +64,7 @@ class World:
             self.inventory,
             lambda: self.checked_at,
             rebuild_reduced=self.service.rebuild_reduced,
+            notices=self.notices,
         )
 
     def upload(self, image_id: str, data: bytes | None = None, focus: str | None = None) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -98,6 +99,8 @@ class OriginalRow(Base):
     # The long sides of its reduced copies, largest first ("3000,640"; "": none needed); NULL for
     # originals stored before they were made (not yet backfilled).
     reduced: Mapped[str | None] = mapped_column(String(64))
+    # Purges of its derived images so far (``Original.derived_epoch``).
+    derived_epoch: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -132,3 +135,22 @@ class DerivedRow(Base):
     produced_height: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PurgeNoticeRow(Base):
+    """A purge notice waiting for delivery (the outbox): written in the transaction of the DELETE (or
+    purge) it announces, removed once the webhook accepted it. No foreign key: it outlives its original."""
+
+    __tablename__ = "purge_notices"
+    __table_args__ = (Index(None, "due_at"),)
+
+    # INTEGER PRIMARY KEY on SQLite (its row id), a BIGSERIAL-like identity elsewhere.
+    number: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    original_id: Mapped[str] = mapped_column(String(128))
+    body: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Executable, and_, delete, select, update
+from sqlalchemy import ColumnElement, CursorResult, Executable, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from zope.interface import implementer
 
-from pymager.adapters.db.models import DerivedRow, OriginalRow
+from pymager.adapters.db.models import DerivedRow, OriginalRow, PurgeNoticeRow
 from pymager.domain import (
     DerivedRecord,
     DerivedSpec,
@@ -25,10 +25,11 @@ from pymager.domain import (
     OriginalRecord,
     OriginalStatus,
     Placeholder,
+    PurgeNotice,
     Size,
     Traits,
 )
-from pymager.interfaces import IDerivedRepository, IOriginalRepository
+from pymager.interfaces import IDerivedRepository, IOriginalRepository, IPurgeOutbox
 
 
 def _insert_ignoring_conflicts(session: Session, row_class: type[Any], values: dict[str, Any]) -> bool:
@@ -68,6 +69,7 @@ def _original_record(row: OriginalRow) -> OriginalRecord:
         if row.thumbhash is None or row.colour is None
         else Placeholder(row.thumbhash, row.colour),
         reduced=None if row.reduced is None else _sides(row.reduced),
+        derived_epoch=row.derived_epoch,
     )
     return OriginalRecord(original=original, status=OriginalStatus(row.status))
 
@@ -136,6 +138,7 @@ class SqlOriginalRepository:
             "focus_y": original.focus.y,
             **_fact_columns(original.traits, original.upright, original.placeholder),
             "reduced": _sides_column(original.reduced),
+            "derived_epoch": original.derived_epoch,
             "created_at": original.created,
             "updated_at": original.created,
         }
@@ -182,6 +185,15 @@ class SqlOriginalRepository:
             delete(OriginalRow).where(OriginalRow.id == str(image_id)),
         ):
             self._session.execute(statement.execution_options(synchronize_session=False))
+
+    def renew_derived(self, image_id: ImageId) -> None:
+        statement = (
+            update(OriginalRow)
+            .where(OriginalRow.id == str(image_id))
+            .values(derived_epoch=OriginalRow.derived_epoch + 1)
+            .execution_options(synchronize_session=False)
+        )
+        self._session.execute(statement)
 
     def list_all(self) -> list[OriginalRecord]:
         rows = self._session.scalars(select(OriginalRow).order_by(OriginalRow.id))
@@ -292,6 +304,63 @@ class SqlDerivedRepository:
             update(DerivedRow).where(condition).values(**values).execution_options(synchronize_session=False)
         )
         return _rowcount(self._session, statement) == 1
+
+
+@implementer(IPurgeOutbox)
+class SqlPurgeOutbox:
+    """Rows of ``purge_notices`` inside the session's transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, image_id: ImageId, body: str, now: datetime) -> None:
+        self._session.execute(
+            insert(PurgeNoticeRow).values(
+                original_id=str(image_id), body=body, attempts=0, due_at=now, created_at=now
+            )
+        )
+
+    def due(self, now: datetime, limit: int) -> list[PurgeNotice]:
+        statement = (
+            select(
+                PurgeNoticeRow.number,
+                PurgeNoticeRow.original_id,
+                PurgeNoticeRow.body,
+                PurgeNoticeRow.attempts,
+            )
+            .where(PurgeNoticeRow.due_at <= now)
+            .order_by(PurgeNoticeRow.due_at, PurgeNoticeRow.number)
+            .limit(limit)
+        )
+        return [
+            PurgeNotice(number, ImageId(original_id), body, attempts)
+            for number, original_id, body, attempts in self._session.execute(statement)
+        ]
+
+    def lease(self, notice: PurgeNotice, until: datetime) -> bool:
+        statement = (
+            update(PurgeNoticeRow)
+            .where(PurgeNoticeRow.number == notice.number, PurgeNoticeRow.attempts == notice.attempts)
+            .values(attempts=notice.attempts + 1, due_at=until)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(self._session, statement) == 1
+
+    def postpone(self, number: int, until: datetime, error: str) -> None:
+        statement = (
+            update(PurgeNoticeRow)
+            .where(PurgeNoticeRow.number == number)
+            .values(due_at=until, last_error=error[:200])
+            .execution_options(synchronize_session=False)
+        )
+        self._session.execute(statement)
+
+    def remove(self, number: int) -> None:
+        statement = delete(PurgeNoticeRow).where(PurgeNoticeRow.number == number)
+        self._session.execute(statement.execution_options(synchronize_session=False))
+
+    def pending(self) -> int:
+        return int(self._session.scalar(select(func.count()).select_from(PurgeNoticeRow)) or 0)
 
 
 def _is(spec: DerivedSpec) -> ColumnElement[bool]:

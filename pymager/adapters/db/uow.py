@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from zope.interface import implementer
 
 from pymager.adapters.db.migrate import current_revision, head_revision
-from pymager.adapters.db.repository import SqlDerivedRepository, SqlOriginalRepository
+from pymager.adapters.db.repository import SqlDerivedRepository, SqlOriginalRepository, SqlPurgeOutbox
 from pymager.adapters.db.urls import engine_url
 from pymager.errors import ServiceUnavailable
 from pymager.interfaces import IRegistry, IUnitOfWork
@@ -119,6 +119,7 @@ class SqlUnitOfWork:
 
     originals: SqlOriginalRepository
     derived: SqlDerivedRepository
+    outbox: SqlPurgeOutbox
 
     def __init__(self, session_factory: sessionmaker[Session], *, write: bool) -> None:
         self._session_factory = session_factory
@@ -134,6 +135,7 @@ class SqlUnitOfWork:
         self._committed = False
         self.originals = SqlOriginalRepository(session)
         self.derived = SqlDerivedRepository(session)
+        self.outbox = SqlPurgeOutbox(session)
         try:
             with translate_errors():
                 # Connect and BEGIN now, so a writer holds the write lock before its first read.
