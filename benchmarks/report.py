@@ -73,6 +73,18 @@ TARGETS = (
         "hit_nginx_over_static", "hit req/s, shipped nginx site / static nginx (worst of c=8, 64)", 0.8, False
     ),
     Target(
+        "hit_s3_over_filesystem",
+        "hit req/s, standalone on the S3 store (local cache) / on the filesystem store (worst of c=1, 8, 64)",
+        0.8,
+        False,
+    ),
+    Target(
+        "cold_200_s3_over_filesystem",
+        "24 MP → 200x200 p50, standalone on the S3 store / on the filesystem store",
+        1.3,
+        True,
+    ),
+    Target(
         "burst100_over_generation_plus_hits",
         "100 requests, one cold 24 MP → ~200 key / (one generation + 100 hits at once), medians "
         "(1 process a core)",
@@ -187,6 +199,7 @@ def ratios(figures: dict[str, Any]) -> dict[str, float | None]:
         "hit_nginx_over_static": _worst_hit_ratio(
             figures.get("nginx_hits", {}), "nginx_pymager", "nginx_static"
         ),
+        **_store_ratios(figures.get("stores")),
         "burst100_over_generation_plus_hits": _burst_ratio(burst),
         "peak_rss_8_cold_mb": max(peaks) if peaks else None,
         "peak_rss_8_cold_total_mb": by_process.get("peak_rss_8_cold_total_mb"),
@@ -198,6 +211,17 @@ def ratios(figures: dict[str, Any]) -> dict[str, float | None]:
         **formats.ratios(figures.get("formats", {}).get("quality", {})),
         "animation_300f_rss_mb": figures.get("formats", {}).get("animation_rss", {}).get("rss_above_idle_mb"),
         **_reduced_ratios(figures.get("reduced", {})),
+    }
+
+
+def _store_ratios(stores: dict[str, Any] | None) -> dict[str, float | None]:
+    """The S3 store over the filesystem store (``benchmarks/s3.py``), hits and a cold derivation."""
+    if stores is None:
+        return {"hit_s3_over_filesystem": None, "cold_200_s3_over_filesystem": None}
+    cold = stores["cold_200"]
+    return {
+        "hit_s3_over_filesystem": _worst_hit_ratio(stores["hits"], "s3", "filesystem"),
+        "cold_200_s3_over_filesystem": _ratio(cold["s3"]["p50_ms"], cold["filesystem"]["p50_ms"]),
     }
 
 
@@ -311,6 +335,15 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {server} | {connections.removeprefix('c')} | {row['req_per_s']} | {row['p50_ms']} | "
                 f"{row['p99_ms']} | {row['errors']} |"
             )
+    stores = figures.get("stores", {})
+    for store, by_c in stores.get("hits", {}).items():
+        for connections, row in by_c.items():
+            lines.append(
+                f"| {store} store ({stores['registry']}) | {connections.removeprefix('c')} | "
+                f"{row['req_per_s']} | {row['p50_ms']} | {row['p99_ms']} | {row['errors']} |"
+            )
+    if stores:
+        lines += ["", _stores_cold(stores)]
     memory = figures["memory"]
     lines += ["", "## Burst and memory", ""]
     for server, key in (("1 process", "burst"), ("1 process a core", "workers_burst")):
@@ -347,6 +380,17 @@ def markdown(result: dict[str, Any]) -> str:
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     return "\n".join(lines) + "\n"
+
+
+def _stores_cold(stores: dict[str, Any]) -> str:
+    rows = "; ".join(
+        f"{store} p50 {row['p50_ms']} / p99 {row['p99_ms']} ms ({row['runs']} runs), its first "
+        f"{row['first_ms']} ms, mean generation {row['generation_mean_ms']} ms"
+        for store, row in stores["cold_200"].items()
+    )
+    return (
+        f"Cold 24 MP → 200x2xx at c=1, the two stores taking turns ({stores['registry']} registry): {rows}."
+    )
 
 
 def _throughput(server: str, row: dict[str, Any]) -> str:

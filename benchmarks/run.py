@@ -16,6 +16,7 @@ from benchmarks import (
     pipeline_costs,
     reduced,
     report,
+    s3,
     scenarios,
     servers,
 )
@@ -85,6 +86,12 @@ def _measure(mode: Mode, work: Path, notes: list[str]) -> dict[str, Any]:
         if bare is not None:
             bare.stop()
     figures |= _several_processes(work, mode, main_path, best, notes)
+    _log("the S3 store (SeaweedFS) against the filesystem store: cold derivations, then hits with wrk")
+    stores = s3.measure(work / "stores", mode, MAIN_IMAGE)
+    if isinstance(stores, str):
+        notes.append(f"hit_s3_over_filesystem, cold_200_s3_over_filesystem not measured: {stores}")
+    else:
+        figures["stores"] = stores
     _log("memory: a fresh server, concurrent cold derivations, then a 30 MB upload")
     fresh = servers.start_pymager(work / "pymager-memory", mode.thread_pool)
     try:

@@ -1,13 +1,15 @@
 """Start the servers under test as real processes on loopback ports, and read their memory.
 
-``start_pymager`` writes a configuration into a temporary directory (SQLite registry), migrates it and
-runs ``pymager_standalone.py``, as ``tests/functional/conftest.py`` does; ``start_bare`` runs the
+``start_pymager`` writes a configuration into a temporary directory (a SQLite registry there unless another
+``database_url`` is given), migrates it and runs ``pymager_standalone.py``, as
+``tests/functional/conftest.py`` does; ``start_bare`` runs the
 minimal CherryPy app of ``benchmarks/bare_cherrypy.py`` with the same server settings.
 """
 
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import subprocess
 import sys
@@ -151,25 +153,33 @@ def _wait_ready(server: Process, path: str) -> Process:
         time.sleep(0.05)  # polling a starting process, bounded by the deadline above
 
 
-def _spawn(name: str, command: list[str], directory: Path) -> tuple[subprocess.Popen[bytes], Path]:
+def _spawn(
+    name: str, command: list[str], directory: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], Path]:
     log_path = directory / f"{name}.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=directory)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=directory, env=env)
     return process, log_path
 
 
 def write_pymager_config(
-    directory: Path, port: int, thread_pool: int, settings: tuple[str, ...] = (), processes: int = 1
+    directory: Path,
+    port: int,
+    thread_pool: int,
+    settings: tuple[str, ...] = (),
+    processes: int = 1,
+    database_url: str | None = None,
 ) -> Path:
     data = directory / "data"
     data.mkdir(parents=True, exist_ok=True)
+    sqlite = f"sqlite:///{directory / 'registry.sqlite3'}"
     config = directory / "pymager.ini"
     config.write_text(
         "\n".join(
             [
                 "[pymager]",
                 f"data_directory = {data}",
-                f"database_url = sqlite:///{directory / 'registry.sqlite3'}",
+                f"database_url = {database_url or sqlite}",
                 *settings,  # more [pymager] lines, e.g. "reduced_copy = off"
                 "[server]",
                 "host = 127.0.0.1",
@@ -185,15 +195,22 @@ def write_pymager_config(
 
 
 def start_pymager(
-    directory: Path, thread_pool: int, settings: tuple[str, ...] = (), processes: int = 1
+    directory: Path,
+    thread_pool: int,
+    settings: tuple[str, ...] = (),
+    processes: int = 1,
+    database_url: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Process:
-    """pymager's standalone server; with ``processes`` above 1, ready once every worker serves."""
+    """pymager's standalone server; with ``processes`` above 1, ready once every worker serves.
+    ``env`` is added to this process's environment (an S3 bucket's credentials, say)."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    config = write_pymager_config(directory, port, thread_pool, settings, processes)
+    config = write_pymager_config(directory, port, thread_pool, settings, processes, database_url)
     command = [sys.executable, str(REPO / "pymager_standalone.py"), "--config", str(config)]
-    subprocess.run([*command, "--migrate"], check=True, capture_output=True, cwd=directory)
-    process, log_path = _spawn("pymager", command, directory)
+    environment = {**os.environ, **env} if env else None
+    subprocess.run([*command, "--migrate"], check=True, capture_output=True, cwd=directory, env=environment)
+    process, log_path = _spawn("pymager", command, directory, environment)
     server = _wait_ready(Process("pymager", port, process, log_path), "/health")
     _wait_workers(server, processes)
     return server

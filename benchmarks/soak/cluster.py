@@ -36,9 +36,9 @@ def _admin(url: str, statement: str) -> None:
         engine.dispose()
 
 
-def create_database(admin_url: str) -> tuple[str, str]:
-    """A new empty database ``pymager_soak_<hex>`` on the admin URL's server: (name, its URL)."""
-    name = f"pymager_soak_{uuid.uuid4().hex[:12]}"
+def create_database(admin_url: str, prefix: str = "pymager_soak") -> tuple[str, str]:
+    """A new empty database ``<prefix>_<hex>`` on the admin URL's server: (name, its URL)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     _admin(admin_url, f'CREATE DATABASE "{name}"')
     return name, make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
