@@ -20,7 +20,8 @@ from pymager.adapters.filesystem import FileBlobStore, FileInventory
 from pymager.adapters.locks import FileLocks
 from pymager.adapters.metrics import PrometheusMetrics
 from pymager.adapters.pillow import PillowProcessor
-from pymager.adapters.s3 import S3BlobStore, make_client, split_storage_url
+from pymager.adapters.s3 import S3BlobStore
+from pymager.adapters.s3client import make_client, split_storage_url
 from pymager.adapters.s3inventory import S3Inventory
 from pymager.adapters.webhook import WebhookSender
 from pymager.config import PURGE_KEY_ENV, ConfigError, Settings, load_settings

@@ -9,9 +9,10 @@ Layout of the bucket, under the prefix::
     derived/<id>/.traits-<kind>                      the traits mark (an empty object)
 
 ``<incarnation>`` names one upload of an id: its registry row's creation time in microseconds and the
-start of its SHA-256, both in hex. Every request for a derived image, a reduced copy or an original reads
-the original's row (one primary-key query): only a ``READY`` row's incarnation is ever looked up, in the
-bucket or in the cache. So the registry is the truth, as the rename of a directory is on disk:
+start of its SHA-256, both in hex, and ``-p<n>`` after its derived images' ``n``-th purge. Every request
+for a derived image, a reduced copy or an original reads the original's row (one primary-key query):
+only a ``READY`` row's incarnation is ever looked up, in the bucket or in the cache. So the registry is
+the truth, as the rename of a directory is on disk:
 
 - ``retire_derived`` (called under the row lock by a DELETE, which marks the row ``DELETING`` in the same
   transaction) takes every derived image out of service on every host at once, when that transaction
@@ -29,7 +30,6 @@ with a short ``Retry-After``; the next request tries again, so a bucket back up 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import os
@@ -41,8 +41,10 @@ from typing import Any, BinaryIO
 
 from zope.interface import implementer
 
-from pymager.adapters.filesystem import TRAITS_PREFIX, StagedFile, apache_etag, nginx_etag
+from pymager.adapters.filesystem import TRAITS_PREFIX, apache_etag, nginx_etag
 from pymager.adapters.objectcache import ObjectCache
+from pymager.adapters.s3client import BUCKET_RETRY_AFTER, S3Client, bucket_errors, missing
+from pymager.adapters.s3staging import MULTIPART_THRESHOLD, RetiredPrefix, S3StagedFile
 from pymager.config import EtagStyle
 from pymager.domain import (
     TRAIT_KINDS,
@@ -55,24 +57,15 @@ from pymager.domain import (
     Traits,
 )
 from pymager.errors import ImageNotFound, ServiceUnavailable, StorageFailed, StorageFull, storage_failure
-from pymager.interfaces import IBlobStore, IRegistry, IRetiredFiles, IStagedFile
-
-S3Client = Any  # botocore's clients are made at run time; boto3 ships no type hints
+from pymager.interfaces import IBlobStore, IRegistry
 
 log = logging.getLogger(__name__)
 
-# Above this an original is uploaded in parts, each of MULTIPART_CHUNK (boto3's transfer manager).
-MULTIPART_THRESHOLD = 16 * 1024 * 1024
-MULTIPART_CHUNK = 8 * 1024 * 1024
-# A bucket that does not answer comes back by itself more often than a failing disk: retry soon.
-BUCKET_RETRY_AFTER = 5
 # How long a thread waits for another thread's download of the same object into the cache.
 DOWNLOAD_TIMEOUT = 60.0
 _DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 _CHUNK = 1 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NO_OBJECT = frozenset({"NoSuchKey", "404", "NotFound"})
-_FULL = frozenset({"EntityTooLarge", "QuotaExceeded", "InsufficientStorage", "XMinioStorageFull"})
 
 
 def incarnation(original: Original) -> str:
@@ -83,188 +76,6 @@ def incarnation(original: Original) -> str:
     micros = (created - _EPOCH) // timedelta(microseconds=1)
     purged = f"-p{original.derived_epoch}" if original.derived_epoch else ""
     return f"{micros:x}-{original.checksum[:8]}{purged}"
-
-
-def split_storage_url(url: str) -> tuple[str, str]:
-    """``s3://<bucket>/<prefix>`` → (bucket, prefix ending in ``/`` or empty)."""
-    rest = url.removeprefix("s3://")
-    bucket, _, prefix = rest.partition("/")
-    prefix = prefix.strip("/")
-    return bucket, f"{prefix}/" if prefix else ""
-
-
-def make_client(endpoint_url: str | None, region: str, pool: int = 32) -> S3Client:
-    """An S3 client on the standard AWS credential chain (environment, shared files, instance role):
-    pymager never reads or logs a secret itself. Short timeouts: an unreachable bucket fails a
-    request in seconds (503) instead of holding a server thread."""
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        region_name=region,
-        connect_timeout=3,
-        read_timeout=30,
-        retries={"max_attempts": 2, "mode": "standard"},
-        max_pool_connections=pool,
-        s3={"addressing_style": "path"} if endpoint_url else {},
-        # Checksums pymager asks for (SHA-256) only, not botocore's default CRC on every request.
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-    client: S3Client = boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
-    return client
-
-
-def error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None) or {}
-    error = response.get("Error", {})
-    code = str(error.get("Code", "")) if isinstance(error, dict) else ""
-    return code or str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-
-
-@contextlib.contextmanager
-def bucket_errors(doing: str) -> Iterator[None]:
-    """Raise a failure of the bucket as ``StorageFull`` or ``StorageFailed`` (never botocore's)."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-    try:
-        yield
-    except ClientError as exc:
-        code = error_code(exc)
-        if code in _FULL:
-            raise StorageFull(f"the bucket refused {doing}: {code}") from exc
-        raise StorageFailed(f"the bucket failed while {doing}: {code}", BUCKET_RETRY_AFTER) from exc
-    except NoCredentialsError as exc:
-        raise StorageFailed(
-            f"no credentials for the bucket while {doing} (AWS_ACCESS_KEY_ID or a shared credentials file)",
-            BUCKET_RETRY_AFTER,
-        ) from exc
-    except (BotoCoreError, OSError) as exc:
-        if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
-            raise storage_failure(exc, doing) from exc  # the local disk, not the bucket
-        raise StorageFailed(f"the bucket is unreachable while {doing}", BUCKET_RETRY_AFTER) from exc
-
-
-def missing(exc: BaseException) -> bool:
-    """Whether a botocore error says there is no such object."""
-    return error_code(exc) in _NO_OBJECT
-
-
-def _sha256_header(hex_digest: str) -> str:
-    return base64.b64encode(bytes.fromhex(hex_digest)).decode("ascii")
-
-
-@implementer(IStagedFile)
-class S3StagedFile:
-    """Written to a temporary file in the data directory; ``publish`` uploads it to ``key`` in one step.
-    A derived image (``cache_name`` given) is created only if absent and kept in the cache."""
-
-    def __init__(self, store: S3BlobStore, key: str, doing: str, cache_name: str | None = None) -> None:
-        self._store = store
-        self._key = key
-        self._doing = doing
-        self._cache_name = cache_name
-        if cache_name is not None:
-            self._local = store.cache.stage(cache_name)
-        else:
-            self._local = StagedFile(store.temporary / key.replace("/", "_"), doing)
-        self.file: BinaryIO = self._local.file
-        self._published = False
-
-    def open_for_reading(self) -> BinaryIO:
-        return self._local.open_for_reading()
-
-    def digest(self) -> tuple[int, str]:
-        return self._local.digest()
-
-    def publish(self) -> None:
-        if self._published:
-            raise RuntimeError(f"{self._key} was already published")
-        size, checksum = self._local.digest()
-        client, bucket = self._store.client, self._store.bucket
-        created = False
-        with bucket_errors(self._doing), open(self._local.path, "rb") as body:
-            if self._cache_name is not None:
-                created = self._create(body, checksum)
-            elif size <= self._store.multipart_threshold:
-                client.put_object(
-                    Bucket=bucket,
-                    Key=self._key,
-                    Body=body,
-                    ChecksumSHA256=_sha256_header(checksum),
-                    Metadata={"sha256": checksum},
-                )
-            else:
-                self._upload_in_parts(body, checksum)
-        self._published = True
-        if created and self._cache_name is not None:
-            self._keep(self._cache_name)
-        else:
-            self._local.discard()
-
-    def _create(self, body: BinaryIO, checksum: str) -> bool:
-        """PutObject only if no object has the key (``If-None-Match: *``): a derived image is published
-        once. Finding one is finding it published (by a generation whose row a repair removed since):
-        kept, and what was rendered here is not cached (every host serves the bucket's bytes).
-        Return whether this call created it."""
-        from botocore.exceptions import ClientError
-
-        try:
-            self._store.client.put_object(
-                Bucket=self._store.bucket,
-                Key=self._key,
-                Body=body,
-                ChecksumSHA256=_sha256_header(checksum),
-                IfNoneMatch="*",
-            )
-        except ClientError as exc:
-            if error_code(exc) not in ("PreconditionFailed", "412"):
-                raise
-            log.warning("%s was published already; keeping the object there", self._key)
-            return False
-        return True
-
-    def _upload_in_parts(self, body: BinaryIO, checksum: str) -> None:
-        from boto3.s3.transfer import TransferConfig
-
-        self._store.client.upload_fileobj(
-            body,
-            self._store.bucket,
-            self._key,
-            ExtraArgs={"ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": checksum}},
-            Config=TransferConfig(
-                multipart_threshold=self._store.multipart_threshold,
-                multipart_chunksize=MULTIPART_CHUNK,
-                use_threads=False,
-            ),
-        )
-
-    def _keep(self, cache_name: str) -> None:
-        """Put the published derived image in this host's cache with the object's ``Last-Modified``.
-        A failure here is no failure of the publication: the next hit downloads it."""
-        try:
-            with bucket_errors(self._doing):
-                head = self._store.client.head_object(Bucket=self._store.bucket, Key=self._key)
-            self._store.cache.adopt(cache_name, self._local, head["LastModified"])
-        except (StorageFailed, StorageFull, RuntimeError) as exc:
-            log.warning("not caching %s: %s", self._key, exc)
-        finally:
-            self._local.discard()
-
-    def discard(self) -> None:
-        self._local.discard()
-
-
-@implementer(IRetiredFiles)
-class RetiredPrefix:
-    """Objects under a prefix, already unservable (the registry says so); ``remove`` deletes them."""
-
-    def __init__(self, store: S3BlobStore, prefix: str) -> None:
-        self._store = store
-        self.prefix = prefix
-
-    def remove(self) -> None:
-        self._store.delete_prefix(self.prefix, "deleting the image")
 
 
 @implementer(IBlobStore)

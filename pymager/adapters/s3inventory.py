@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from zope.interface import implementer
 
 from pymager.adapters.filesystem import TEMP_PREFIX, TRAITS_PREFIX
-from pymager.adapters.s3 import S3BlobStore, bucket_errors, error_code, missing
+from pymager.adapters.s3 import S3BlobStore
+from pymager.adapters.s3client import bucket_errors, error_code, missing
 from pymager.domain import DerivedSpec, ImageId, stored_derived
 from pymager.interfaces import IBlobInventory, Leftover
 from pymager.owners import owner_of_tag

@@ -19,7 +19,8 @@ from botocore.exceptions import ClientError
 from zope.interface.verify import verifyObject
 
 from pymager.adapters.db import SqlRegistry, make_engine, migrate
-from pymager.adapters.s3 import S3BlobStore, make_client
+from pymager.adapters.s3 import S3BlobStore
+from pymager.adapters.s3client import make_client
 from pymager.adapters.s3inventory import S3Inventory
 from pymager.config import Settings
 from pymager.domain import DerivedSpec, ImageFormat, ImageId, Original, OriginalStatus, Size, Traits
