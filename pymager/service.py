@@ -472,21 +472,22 @@ class ImageService:
             # Released without an image: that generation failed or its process died. Try ourselves.
 
     def _generate(self, spec: DerivedSpec, deadline: float) -> None:
-        """Generate ``spec`` while holding its lock: claim and render it in one of this process's
-        generation slots, then publish it. The slot is given back once the image is rendered: publishing
-        (registry writes, fsyncs) leaves the CPU to the next generation. A failure after the claim
+        """Generate ``spec`` while holding its lock: claim it, render it in one of this process's
+        generation slots, then publish it. The slot is held only while the image is rendered: the
+        claim and the publication (registry writes, which on SQLite wait for the one writer's lock, and
+        fsyncs) leave the CPU to the next generation. A failure after the claim, or no slot in time,
         releases it."""
         owner = new_owner()
         # Before the claim: a generation refused for room leaves no row.
         self._keep_reserve(0, self._generation_reserve, f"generating {spec.key}")
-        with self._generation_slot(deadline):
-            original = self._claim(spec, owner)
-            try:
+        original = self._claim(spec, owner)
+        try:
+            with self._generation_slot(deadline):
                 started = time.perf_counter()
                 staged, produced = self._render(spec, original)
-            except BaseException:
-                self._release(spec, owner)
-                raise
+        except BaseException:
+            self._release(spec, owner)
+            raise
         try:
             self._publish(spec, original, owner, staged, produced)
         except BaseException:
@@ -508,10 +509,11 @@ class ImageService:
             record = uow.originals.lock(spec.image_id)
             if record is None or record.status is not OriginalStatus.READY:
                 raise ImageNotFound(spec.image_id)
-            derived = uow.derived.get(spec)
-            if derived is None:
-                claimed = uow.derived.claim(spec, owner, now)
-            else:
+            # The insert first: a row is there only after a crash or a lost file, and reading it every
+            # time was a statement more in the writer's lock.
+            claimed = uow.derived.claim(spec, owner, now)
+            derived = None if claimed else uow.derived.get(spec)
+            if derived is not None:
                 if derived.status is DerivedStatus.PENDING:
                     log.warning("taking over the claim on %s left by %s", spec.key, derived.owner)
                 claimed = uow.derived.take_over(spec, derived.owner, owner, now)

@@ -1,12 +1,34 @@
 """Repositories of originals and derived images over one SQLAlchemy ``Session``. They never commit:
-the unit of work that owns the session does."""
+the unit of work that owns the session does.
+
+The statements of a generation (``SqlOriginalRepository.get``/``lock``, ``SqlDerivedRepository.get``/
+``claim``/``mark_ready``) are Core statements built once, with bound parameters, run on the session's
+connection: on SQLite the writer's lock is the whole database's, held from ``BEGIN IMMEDIATE`` to the
+commit, and the ORM's work per statement (building the statement and its cache key, the identity map,
+an instance per row) made a generation's two transactions about four times as long
+(benchmarks/README.md).
+"""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Executable, and_, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Executable,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from zope.interface import implementer
@@ -31,18 +53,57 @@ from pymager.domain import (
 )
 from pymager.interfaces import IDerivedRepository, IOriginalRepository, IPurgeOutbox
 
+_ORIGINALS = cast(Table, OriginalRow.__table__)
+_DERIVED = cast(Table, DerivedRow.__table__)
+_ORIGINAL = select(_ORIGINALS).where(_ORIGINALS.c.id == bindparam("image_id"))
+_ORIGINAL_FOR_UPDATE = _ORIGINAL.with_for_update()
+# A derived row by its key, with parameters named apart from the columns an UPDATE sets.
+_DERIVED_KEY = and_(
+    _DERIVED.c.original_id == bindparam("key_original_id"),
+    _DERIVED.c.width == bindparam("key_width"),
+    _DERIVED.c.height == bindparam("key_height"),
+    _DERIVED.c.format == bindparam("key_format"),
+    _DERIVED.c.mode == bindparam("key_mode"),
+)
+_DERIVED_ROW = select(_DERIVED).where(_DERIVED_KEY)
+_MARK_READY = (
+    update(_DERIVED)
+    .where(_DERIVED_KEY, _DERIVED.c.owner == bindparam("key_owner"))
+    .values(
+        status=DerivedStatus.READY.value,
+        bytes=bindparam("bytes"),
+        checksum=bindparam("checksum"),
+        produced_width=bindparam("produced_width"),
+        produced_height=bindparam("produced_height"),
+        updated_at=bindparam("updated_at"),
+    )
+)
 
-def _insert_ignoring_conflicts(session: Session, row_class: type[Any], values: dict[str, Any]) -> bool:
-    """``INSERT … ON CONFLICT DO NOTHING`` in the session's dialect; return whether a row was inserted."""
-    dialect = session.get_bind().dialect.name
-    statement: postgresql.Insert | sqlite.Insert
+
+@functools.cache
+def _insert_ignoring(dialect: str, table: Table) -> Executable:
     if dialect == "postgresql":
-        statement = postgresql.insert(row_class).values(values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(row_class).values(values).on_conflict_do_nothing()
-    else:
-        raise NotImplementedError(f"the registry does not support the {dialect!r} dialect")
-    return _rowcount(session, statement) == 1
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"the registry does not support the {dialect!r} dialect")
+
+
+def _insert_ignoring_conflicts(session: Session, table: Table, values: dict[str, Any]) -> bool:
+    """``INSERT … ON CONFLICT DO NOTHING`` in the session's dialect; return whether a row was inserted."""
+    statement = _insert_ignoring(session.get_bind().dialect.name, table)
+    result = cast("CursorResult[Any]", session.connection().execute(statement, values))
+    return result.rowcount == 1
+
+
+def _key_parameters(spec: DerivedSpec) -> dict[str, Any]:
+    return {
+        "key_original_id": str(spec.image_id),
+        "key_width": spec.size.width,
+        "key_height": spec.size.height,
+        "key_format": spec.format.value,
+        "key_mode": spec.mode.value,
+    }
 
 
 def _rowcount(session: Session, statement: Executable) -> int:
@@ -51,7 +112,7 @@ def _rowcount(session: Session, statement: Executable) -> int:
     return result.rowcount
 
 
-def _original_record(row: OriginalRow) -> OriginalRecord:
+def _original_record(row: OriginalRow | Row[Any]) -> OriginalRecord:
     original = Original(
         image_id=ImageId(row.id),
         format=ImageFormat(row.format),
@@ -95,7 +156,7 @@ def _fact_columns(
     }
 
 
-def _derived_record(row: DerivedRow) -> DerivedRecord:
+def _derived_record(row: DerivedRow | Row[Any]) -> DerivedRecord:
     size = Size(row.width, row.height)
     spec = DerivedSpec(ImageId(row.original_id), size, ImageFormat(row.format), Mode(row.mode))
     return DerivedRecord(
@@ -142,7 +203,7 @@ class SqlOriginalRepository:
             "created_at": original.created,
             "updated_at": original.created,
         }
-        return _insert_ignoring_conflicts(self._session, OriginalRow, values)
+        return _insert_ignoring_conflicts(self._session, _ORIGINALS, values)
 
     def set_facts(self, image_id: ImageId, info: ImageInfo) -> None:
         upright = info.upright or Size(info.width, info.height)
@@ -200,14 +261,8 @@ class SqlOriginalRepository:
         return [_original_record(row) for row in rows]
 
     def _select(self, image_id: ImageId, *, for_update: bool) -> OriginalRecord | None:
-        statement = (
-            select(OriginalRow)
-            .where(OriginalRow.id == str(image_id))
-            .execution_options(populate_existing=True)
-        )
-        if for_update:
-            statement = statement.with_for_update()
-        row = self._session.scalars(statement).one_or_none()
+        statement = _ORIGINAL_FOR_UPDATE if for_update else _ORIGINAL
+        row = self._session.connection().execute(statement, {"image_id": str(image_id)}).one_or_none()
         return None if row is None else _original_record(row)
 
 
@@ -220,8 +275,7 @@ class SqlDerivedRepository:
         self._session = session
 
     def get(self, spec: DerivedSpec) -> DerivedRecord | None:
-        statement = select(DerivedRow).where(_is(spec)).execution_options(populate_existing=True)
-        row = self._session.scalars(statement).one_or_none()
+        row = self._session.connection().execute(_DERIVED_ROW, _key_parameters(spec)).one_or_none()
         return None if row is None else _derived_record(row)
 
     def list_ready(self, image_id: ImageId) -> list[DerivedRecord]:
@@ -247,7 +301,7 @@ class SqlDerivedRepository:
             "created_at": now,
             "updated_at": now,
         }
-        return _insert_ignoring_conflicts(self._session, DerivedRow, values)
+        return _insert_ignoring_conflicts(self._session, _DERIVED, values)
 
     def take_over(self, spec: DerivedSpec, expected_owner: str, owner: str, now: datetime) -> bool:
         return self._update(
@@ -269,15 +323,17 @@ class SqlDerivedRepository:
         now: datetime,
         produced: Size | None = None,
     ) -> bool:
-        return self._update(
-            and_(_is(spec), DerivedRow.owner == owner),
-            status=DerivedStatus.READY.value,
-            bytes=size_bytes,
-            checksum=checksum,
-            produced_width=None if produced is None else produced.width,
-            produced_height=None if produced is None else produced.height,
-            updated_at=now,
-        )
+        parameters = {
+            **_key_parameters(spec),
+            "key_owner": owner,
+            "bytes": size_bytes,
+            "checksum": checksum,
+            "produced_width": None if produced is None else produced.width,
+            "produced_height": None if produced is None else produced.height,
+            "updated_at": now,
+        }
+        result = cast("CursorResult[Any]", self._session.connection().execute(_MARK_READY, parameters))
+        return result.rowcount == 1
 
     def release(self, spec: DerivedSpec, owner: str) -> None:
         statement = delete(DerivedRow).where(
