@@ -10,15 +10,18 @@ Layout of the bucket, under the prefix::
 
 ``<incarnation>`` names one upload of an id: its registry row's creation time in microseconds and the
 start of its SHA-256, both in hex, and ``-p<n>`` after its derived images' ``n``-th purge. Every request
-for a derived image, a reduced copy or an original reads the original's row (one primary-key query):
-only a ``READY`` row's incarnation is ever looked up, in the bucket or in the cache. So the registry is
-the truth, as the rename of a directory is on disk:
+for a derived image, a reduced copy or an original reads the original's row (one primary-key query), or
+trusts this host's reading of it from the last ``VALIDATION_SECONDS`` (0.5 s; a hit's registry read
+costs three times the hit, measured in benchmarks/README.md): only a ``READY`` row's incarnation is ever
+looked up, in the bucket or in the cache. So the registry is the truth, as the rename of a directory is
+on disk:
 
 - ``retire_derived`` (called under the row lock by a DELETE, which marks the row ``DELETING`` in the same
-  transaction) takes every derived image out of service on every host at once, when that transaction
-  commits; the objects are removed afterwards by prefix, in batches (``IRetiredFiles.remove``).
-- An id deleted and uploaded again is a new incarnation: no host can serve the old picture's derived
-  images, cached or not, even before they are all removed.
+  transaction) takes every derived image out of service on every host within ``VALIDATION_SECONDS`` of
+  that transaction's commit (on this host at once); the objects are removed afterwards by prefix, in
+  batches (``IRetiredFiles.remove``).
+- An id deleted and uploaded again is a new incarnation: once the delete has reached a host, it cannot
+  serve the old picture's derived images, cached or not, even before they are all removed.
 
 Writes are staged in the data directory (``tmp/``) and published by one PutObject (atomic: the object
 appears whole or not at all) with its SHA-256 for the engine to verify (``ChecksumSHA256``), or by a
@@ -34,6 +37,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,6 +67,11 @@ log = logging.getLogger(__name__)
 
 # How long a thread waits for another thread's download of the same object into the cache.
 DOWNLOAD_TIMEOUT = 60.0
+# How long a host serves hits on the registry's word that an original is ready (and of which
+# incarnation): a DELETE, replace or purge on another host reaches every host within it (the bound is
+# 1 s); this host's own deletes take effect at once. Writes, generations and repairs read afresh.
+VALIDATION_SECONDS = 0.5
+_VALIDATIONS_KEPT = 4096  # entries before the expired ones are swept
 _DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
 _CHUNK = 1 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -104,6 +113,8 @@ class S3BlobStore:
         self._registry = registry
         self._etag = apache_etag if etag_style == "apache" else nginx_etag
         self._checked = threading.Lock()
+        self._validated: dict[ImageId, tuple[float, Original]] = {}  # id → (when read, ready original)
+        self.validation_seconds = VALIDATION_SECONDS
 
     # -- names -----------------------------------------------------------------------------------
 
@@ -125,9 +136,31 @@ class S3BlobStore:
         with self._registry.unit_of_work() as uow:
             record = uow.originals.get(image_id)
         if record is None or record.status is not OriginalStatus.READY:
+            self._validated.pop(image_id, None)
             return None
         original: Original = record.original
+        self._remember(image_id, original)
         return original
+
+    def validated(self, image_id: ImageId) -> Original | None:
+        """What a hit is served on: ``current``, as read within the last ``validation_seconds``. Only
+        ready originals are remembered: an upload is served by every host at once."""
+        seen = self._validated.get(image_id)
+        if seen is not None and time.monotonic() - seen[0] < self.validation_seconds:
+            return seen[1]
+        return self.current(image_id)
+
+    def _remember(self, image_id: ImageId, original: Original) -> None:
+        now = time.monotonic()
+        if len(self._validated) >= _VALIDATIONS_KEPT:
+            for stale in [
+                key for key, (at, _) in list(self._validated.items()) if now - at >= self.validation_seconds
+            ]:
+                self._validated.pop(stale, None)
+        self._validated[image_id] = (now, original)
+
+    def forget(self, image_id: ImageId) -> None:
+        self._validated.pop(image_id, None)
 
     def ready_incarnations(self) -> dict[ImageId, str]:
         """The incarnation of every ready original (for the consistency check)."""
@@ -156,16 +189,17 @@ class S3BlobStore:
         self.check()
 
     def open_original(self, image_id: ImageId, image_format: ImageFormat) -> StoredFile | None:
-        original = self.current(image_id)
+        original = self.validated(image_id)
         if original is None:
             return None
         name = f"originals/{ImageId(image_id)}/{incarnation(original)}"
         return self._serve(name, self.original_key(image_id), image_format.mime_type, original.checksum)
 
     def open_derived(self, spec: DerivedSpec) -> StoredFile | None:
-        current = self.current_incarnation(spec.image_id)
-        if current is None:
+        original = self.validated(spec.image_id)
+        if original is None:
             return None
+        current = incarnation(original)
         name = f"derived/{ImageId(spec.image_id)}/{current}/{spec.name}"
         return self._serve(name, self.derived_key(spec, current), spec.format.mime_type)
 
@@ -240,7 +274,7 @@ class S3BlobStore:
         return self._exists(self.reduced_key(image_id, side))
 
     def open_reduced(self, image_id: ImageId, side: int) -> BinaryIO | None:
-        original = self.current(image_id)
+        original = self.validated(image_id)
         if original is None:
             return None
         name = f"reduced/{ImageId(image_id)}/{incarnation(original)}/{int(side)}"
@@ -265,9 +299,10 @@ class S3BlobStore:
     # -- traits ----------------------------------------------------------------------------------
 
     def published_traits(self, image_id: ImageId) -> Traits | None:
-        current = self.current_incarnation(image_id)
-        if current is None:
+        original = self.validated(image_id)
+        if original is None:
             return None
+        current = incarnation(original)
         cached = f"derived/{ImageId(image_id)}/{current}/{TRAITS_PREFIX}"
         for kind in TRAIT_KINDS:
             if self.cache.contains(cached + kind):
@@ -307,12 +342,15 @@ class S3BlobStore:
     # -- removing --------------------------------------------------------------------------------
 
     def retire_derived(self, image_id: ImageId) -> RetiredPrefix:
-        # Out of service on every host once the caller's transaction (which marks the row DELETING)
-        # commits: each read checks the row first. This host's cached copies go at once.
+        # Out of service on every host within VALIDATION_SECONDS of the commit of the caller's
+        # transaction (which marks the row DELETING): each read checks the row, or a reading of it that
+        # recent. This host's validation and cached copies go at once.
+        self.forget(image_id)
         self.cache.drop(f"derived/{ImageId(image_id)}")
         return RetiredPrefix(self, self.derived_prefix(image_id))
 
     def delete_image(self, image_id: ImageId) -> None:
+        self.forget(image_id)
         self.retire_derived(image_id).remove()
         self.delete_prefix(f"{self.prefix}reduced/{ImageId(image_id)}/", "deleting the image")
         with bucket_errors("deleting the image"):

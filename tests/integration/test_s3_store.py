@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -133,6 +134,16 @@ def read(store: S3BlobStore, derived: DerivedSpec) -> bytes | None:
         return None
     with stored.file:
         return stored.file.read()
+
+
+def served_until(store: S3BlobStore, derived: DerivedSpec, old: bytes, limit: float = 5.0) -> float:
+    """Seconds until ``store`` stops serving ``old`` as ``derived`` (polled; fails past ``limit``)."""
+    started = time.monotonic()
+    while read(store, derived) == old:
+        elapsed = time.monotonic() - started
+        assert elapsed < limit, f"{derived.key} still served after {limit} s"
+        time.sleep(0.01)
+    return time.monotonic() - started
 
 
 def count_calls(store: S3BlobStore, operation: str) -> list[str]:
@@ -306,7 +317,9 @@ def test_the_cache_drops_the_least_recently_used_entries(hosts: Hosts) -> None:
 # Retirement and deletion
 
 
-def test_a_delete_makes_every_derived_image_unservable_on_every_host_at_once(hosts: Hosts) -> None:
+def test_a_delete_makes_every_derived_image_unservable_here_at_once_and_on_every_host_within_1_s(
+    hosts: Hosts,
+) -> None:
     first, second = hosts.make(), hosts.make()
     store_original(hosts, first, "cat", b"original")
     publish_derived(first, spec("cat"), b"derived")
@@ -316,7 +329,7 @@ def test_a_delete_makes_every_derived_image_unservable_on_every_host_at_once(hos
         retired = first.retire_derived(ImageId("cat"))
         uow.commit()
     assert read(first, spec("cat")) is None
-    assert read(second, spec("cat")) is None  # before any object is removed
+    assert served_until(second, spec("cat"), b"derived") <= 1.0  # before any object is removed
     retired.remove()
     first.delete_image(ImageId("cat"))
     assert hosts.weed.keys(hosts.bucket) == []
@@ -329,6 +342,7 @@ def test_an_id_uploaded_again_never_shows_the_old_pictures_derived_images(hosts:
     assert read(second, spec("cat")) == b"old derived"
     delete(hosts, first, "cat")
     store_original(hosts, first, "cat", b"new picture")
+    assert served_until(second, spec("cat"), b"old derived") <= 1.0
     assert read(second, spec("cat")) is None
     publish_derived(first, spec("cat"), b"new derived")
     assert read(second, spec("cat")) == b"new derived"
@@ -354,11 +368,31 @@ def test_a_purge_makes_the_purged_images_unservable_on_every_host(hosts: Hosts, 
     settings = Settings.for_directory(tmp_path / "tool", database_url="sqlite://")
     assert Repairer(settings, hosts.registry, first, S3Inventory(first)).purge_derived() == [made]
 
-    assert read(second, made) is None
+    assert served_until(second, made, b"old pipeline") <= 1.0
     assert read(first, made) is None
     assert [key for key in hosts.weed.keys(hosts.bucket) if "/derived/" in key] == []
     publish_derived(first, made, b"new pipeline")
     assert read(second, made) == b"new pipeline"
+
+
+def test_hits_within_the_validation_window_read_no_row_and_uploads_are_served_at_once(hosts: Hosts) -> None:
+    first, second = hosts.make(), hosts.make()
+    assert read(second, spec("cat")) is None  # not uploaded yet: not remembered
+    store_original(hosts, first, "cat", b"original")
+    publish_derived(first, spec("cat"), b"derived")
+    second.validation_seconds = 60.0  # no expiry within this test
+    assert read(second, spec("cat")) == b"derived"
+    units: list[bool] = []
+    unit_of_work = hosts.registry.unit_of_work
+    hosts.registry.unit_of_work = lambda write=False: units.append(write) or unit_of_work(write)  # type: ignore[method-assign]
+    try:
+        for _ in range(20):
+            assert read(second, spec("cat")) == b"derived"
+        assert units == []
+        second.has_derived(spec("cat"))  # what a generation asks reads afresh
+        assert units == [False]
+    finally:
+        hosts.registry.unit_of_work = unit_of_work  # type: ignore[method-assign]
 
 
 def test_staging_a_derived_image_of_a_missing_original_is_not_found(hosts: Hosts) -> None:
