@@ -8,9 +8,9 @@ upgrading a shared lock). PostgreSQL: ordinary transactions, bounded by statemen
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -21,6 +21,7 @@ from zope.interface import implementer
 
 from pymager.adapters.db.migrate import current_revision, head_revision
 from pymager.adapters.db.repository import SqlDerivedRepository, SqlOriginalRepository, SqlPurgeOutbox
+from pymager.adapters.db.turns import WriterTurns
 from pymager.adapters.db.urls import engine_url
 from pymager.errors import ServiceUnavailable
 from pymager.interfaces import IRegistry, IUnitOfWork
@@ -123,7 +124,7 @@ class SqlUnitOfWork:
     outbox: SqlPurgeOutbox
 
     def __init__(
-        self, session_factory: sessionmaker[Session], *, write: bool, writers: threading.Lock | None = None
+        self, session_factory: sessionmaker[Session], *, write: bool, writers: WriterTurns | None = None
     ) -> None:
         self._session_factory = session_factory
         self._write = write
@@ -134,10 +135,17 @@ class SqlUnitOfWork:
     def __enter__(self) -> SqlUnitOfWork:
         if self._session is not None:
             raise RuntimeError("a unit of work cannot be entered twice")
-        if self._writers is not None and not self._writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
-            raise ServiceUnavailable(
-                "the image registry is unavailable: its writers are busy", retry_after=RETRY_AFTER
-            )
+        if self._writers is not None:
+            try:
+                turn = self._writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+            except OSError as error:
+                raise ServiceUnavailable(
+                    f"the image registry is unavailable: {error.strerror}", retry_after=RETRY_AFTER
+                ) from None
+            if not turn:
+                raise ServiceUnavailable(
+                    "the image registry is unavailable: its writers are busy", retry_after=RETRY_AFTER
+                )
         session = self._session_factory()
         self._session = session
         self._committed = False
@@ -189,6 +197,15 @@ class SqlUnitOfWork:
                 self._writers.release()
 
 
+def _writer_turns(engine: Engine) -> WriterTurns | None:
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return WriterTurns(None)
+    return WriterTurns(Path(f"{database}.writers"))
+
+
 @implementer(IRegistry)
 class SqlRegistry:
     """The image registry over an engine made by ``make_engine``."""
@@ -196,10 +213,8 @@ class SqlRegistry:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._session_factory = sessionmaker(engine, expire_on_commit=False)
-        # SQLite has one writer at a time, and a writer that finds the lock taken sleeps 1, 2, 5, 10 …
-        # ms between tries (its busy handler), however soon the lock is free: this process's writers
-        # take turns on a lock of their own instead, which hands over at once (benchmarks/README.md).
-        self._writers = threading.Lock() if engine.dialect.name == "sqlite" else None
+        # SQLite's writers take turns, across this host's threads and processes (turns.py).
+        self._writers = _writer_turns(engine)
         self._head: str | None = None
 
     @property
