@@ -7,7 +7,7 @@ Layout (a front web server computes a derived path from its URL alone)::
     <data>/derived/<id>/<W>x<H>[-<mode>].<ext>   (fill names no mode; fit and pad do)
     <data>/derived/<id>/.traits-<kind>           (animated, alpha or opaque: what a front server
                                                   choosing an ``auto`` format reads; an empty file)
-    <data>/reduced/<id>/<side>                   reduced copies of the original (JPEG or PNG, named by
+    <data>/reduced/<id>/<side>                   reduced copies of the original (JPEG, PNG or TIFF, by
                                                   long side; never served)
     .tmp-<host>~<pid>~*     temporary files, always beside their final path, never served
     .trash-<host>~<pid>~*   derived directories being removed by a delete

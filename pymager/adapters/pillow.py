@@ -104,12 +104,16 @@ class PillowProcessor:
                         exif_orientation = orientation.orientation(frame)
                         upright = Size(*orientation.to_stored_size((width, height), exif_orientation))
                         small = orientation.upright(_small_copy(frame), exif_orientation)
-                        copies = reduction.make(frame, upright, exif_orientation, profile, sides)
+                        jpeg = image_format is ImageFormat.JPEG
+                        last = not image_traits.animated  # no next frame will be decoded over it
+                        copies = reduction.make(frame, upright, exif_orientation, profile, sides, jpeg, last)
+            # Outside ``decoding`` (writing them is no decoding), while the image is open: a still's
+            # copy of the decoded size is the decoded picture itself (24 MB for a 24 MP JPEG).
+            lossless = image_format in LOSSLESS_FORMATS
+            for side, picture in copies:
+                reduction.encode(picture, (reduced or {})[side], lossless)
         if image_format is ImageFormat.PNG:
             verify_png(source, self.limits)
-        lossless = image_format in LOSSLESS_FORMATS
-        for side, picture in copies:  # outside ``decoding``: writing them is no decoding
-            reduction.encode(picture, (reduced or {})[side], lossless)
         # Outside ``decoding``: a failure in detection is the server's, not a corrupt upload.
         focus = None if small is None or not self.detect_focus else _detect_focus(small)
         shown = None if small is None else placeholder(small, profile)
@@ -147,14 +151,12 @@ class PillowProcessor:
         return self._encode(steps.shown(first), rendition, out)
 
     def derive_reduced(self, source: BinaryIO, rendition: Rendition, upright: Size, out: BinaryIO) -> Size:
-        with open_image(source, self.limits, DERIVE_DECODER_BLOCK) as image:
-            image_format = ImageFormat(image.format)
-            with decoding(image_format):
-                # No DCT scaling: a copy is chosen with twice the pixels the rendition needs at most,
-                # and scaling it by half would leave the one resize too little to average.
+        with open_image(source, self.limits, DERIVE_DECODER_BLOCK, reduction.COPY_FORMATS) as image:
+            with decoding(f"{image.format} copy"):
+                extent = reduction.draft(image, rendition, upright)
                 image.load()
                 picture = modes.working_copy(image)
-            plan = geometry.plan_reduced(rendition, (upright.width, upright.height), picture.size)
+            plan = geometry.plan_reduced(rendition, (upright.width, upright.height), extent)
             resized = picture.resize(
                 plan.size, Image.Resampling.LANCZOS, box=plan.box, reducing_gap=REDUCING_GAP
             )

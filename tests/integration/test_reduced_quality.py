@@ -1,7 +1,8 @@
 """The quality guard of reduced copies: every rendition a copy is chosen for looks like the same
 rendition made from the original, in every mode and output format, on a photo-like, a line-art/text
 and a transparent picture (generated here). The copies are scaled down with the pictures (2400x1600
-against 6000x4000: copies of 1200 and 320 px stand for 3000 and 800), so the renditions exercise both.
+against 6000x4000: copies of 1200 and 320 px stand for 3000 and 800, one large and one small as they
+are, ``reduction.LARGE_SIDE``), so the renditions exercise both.
 
 What is compared, and why:
 
@@ -28,12 +29,14 @@ import random
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
+from pymager.adapters.imaging.reduction import LARGE_SIDE
 from pymager.adapters.pillow import PillowProcessor
 from pymager.domain import ImageFormat, Mode, Rendition, Size
 from pymager.reduced import choose_copy
 from tests.quality import psnr, ssim
 
 SIDES = (1200, 320)
+assert SIDES[0] >= LARGE_SIDE > SIDES[1]
 SOURCE = (2400, 1600)
 MIN_SSIM = 0.98
 MIN_PSNR = 38.0

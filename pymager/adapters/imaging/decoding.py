@@ -70,14 +70,19 @@ def check_whole_container(file: BinaryIO, limits: DecodeLimits) -> None:
 
 
 @contextmanager
-def open_image(file: BinaryIO, limits: DecodeLimits, decoder_block: int = 0) -> Iterator[ImageFile.ImageFile]:
-    """Open ``file`` (from its start; the caller closes it) with the accepted decoders only and check
-    its pixel count and sides from the header. ``decoder_block``: the most bytes handed to the decoder
-    at once, when more than Pillow's default."""
+def open_image(
+    file: BinaryIO,
+    limits: DecodeLimits,
+    decoder_block: int = 0,
+    formats: list[str] | tuple[str, ...] = ACCEPTED_FORMATS,
+) -> Iterator[ImageFile.ImageFile]:
+    """Open ``file`` (from its start; the caller closes it) with the accepted decoders only (or
+    ``formats``: pymager's own reduced copies) and check its pixel count and sides from the header.
+    ``decoder_block``: the most bytes handed to the decoder at once, when more than Pillow's default."""
     file_size = file.seek(0, 2)
     file.seek(0)
     try:
-        image = Image.open(file, formats=ACCEPTED_FORMATS)
+        image = Image.open(file, formats=formats)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DecodingLimit(
             f"{exc}; at most {limits.max_pixels} pixels are accepted (max_pixels)", "max_pixels"
@@ -91,16 +96,15 @@ def open_image(file: BinaryIO, limits: DecodeLimits, decoder_block: int = 0) -> 
 
 
 @contextmanager
-def decoding(image_format: ImageFormat) -> Iterator[None]:
-    """Turn any decoder failure into ``CorruptImage``."""
+def decoding(image_format: ImageFormat | str) -> Iterator[None]:
+    """Turn any decoder failure into ``CorruptImage`` (naming ``image_format``)."""
+    name = image_format if isinstance(image_format, str) else image_format.value
     try:
         yield
     except Image.DecompressionBombError as exc:
         raise DecodingLimit(f"{exc} (max_pixels)", "max_pixels") from None
     except DECODE_ERRORS_WITH_ZLIB as exc:
-        raise CorruptImage(
-            f"the {image_format.value} data is corrupt or truncated: {_one_line(exc)}"
-        ) from None
+        raise CorruptImage(f"the {name} data is corrupt or truncated: {_one_line(exc)}") from None
 
 
 def decode_all_frames(

@@ -70,7 +70,7 @@ def plan(
     return Resize(full, to_stored_size(fitted, orientation), canvas)
 
 
-def plan_reduced(rendition: Rendition, upright: tuple[int, int], decoded: tuple[int, int]) -> Resize:
+def plan_reduced(rendition: Rendition, upright: tuple[int, int], decoded: tuple[float, float]) -> Resize:
     """The resize that makes ``rendition`` from a reduced copy (upright, so no orientation) of an
     original whose upright size is ``upright``, the copy's pixels decoded at ``decoded``. The crop
     window is the original's, computed on the original's size and scaled to the copy axis by axis, and
