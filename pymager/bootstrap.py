@@ -180,8 +180,18 @@ def check_consistency(settings: Settings, repair: bool) -> list[Finding]:
     try:
         # The service makes a missing reduced copy again, as a backfill does.
         rebuild = _service(settings, registry, blobs, PrometheusMetrics()).rebuild_reduced
-        repairer = Repairer(settings, registry, blobs, _inventory(blobs), rebuild_reduced=rebuild)
-        return repairer.run(repair)
+        # A repair that finishes deleting an original tells the CDN, as a DELETE does; a check sends nothing.
+        notices = _notices(settings, registry, PrometheusMetrics()) if repair else None
+        repairer = Repairer(
+            settings, registry, blobs, _inventory(blobs), rebuild_reduced=rebuild, notices=notices
+        )
+        findings = repairer.run(repair)
+        if notices is not None and findings:
+            try:
+                notices.deliver_soon()
+            except ServiceUnavailable as exc:
+                log.warning("purge notices left for the servers to deliver: %s", exc.detail)
+        return findings
     finally:
         registry.dispose()
 
@@ -205,9 +215,12 @@ def purge_derived(settings: Settings, image_ids: list[str] | None) -> list[str]:
     try:
         notices = _notices(settings, registry, PrometheusMetrics())
         purged = Repairer(settings, registry, blobs, _inventory(blobs), notices=notices).purge_derived(ids)
-        if notices is not None:
-            # At once if the webhook answers; otherwise the servers' deliverers retry from the outbox.
-            notices.deliver_due()
+        if notices is not None and purged:
+            # Now if the webhook answers; otherwise the servers' deliverers retry from the outbox.
+            try:
+                notices.deliver_soon()
+            except ServiceUnavailable as exc:
+                log.warning("purge notices left for the servers to deliver: %s", exc.detail)
     finally:
         registry.dispose()
     return [spec.key for spec in purged]

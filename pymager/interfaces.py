@@ -124,8 +124,9 @@ class IPurgeOutbox(Interface):
         (when a crashed deliverer's notice is retried). Compare-and-set on ``attempts``: ``False`` when
         another deliverer took or finished it since it was read."""
 
-    def postpone(number: int, until: datetime, error: str) -> None:
-        """A delivery failed with ``error``: due again at ``until``."""
+    def postpone(notice: PurgeNotice, until: datetime, error: str) -> None:
+        """The delivery of ``notice`` (as leased: ``attempts`` counted it) failed with ``error``: due
+        again at ``until``, unless another deliverer leased it since."""
 
     def remove(number: int) -> None:
         """The notice was delivered."""

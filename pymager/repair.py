@@ -248,6 +248,10 @@ class Repairer:
                 if current.status is OriginalStatus.READY and self._blobs.has_original(image_id):
                     return  # the file is back (it was being replaced when the snapshot was taken)
                 uow.originals.set_status(image_id, OriginalStatus.DELETING, self._clock())
+                if self._notices is not None and current.status is OriginalStatus.READY:
+                    # a CDN may hold what it served: as a DELETE would, tell it
+                    derived = [record.spec for record in uow.derived.list_ready(image_id)]
+                    self._notices.announce(uow, image_id, derived, "deleted")
                 retired = self._blobs.retire_derived(image_id)
                 uow.commit()
             if retired is not None:

@@ -41,6 +41,8 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(200), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("number", name=op.f("pk_purge_notices")),
+        # never reuse a number (receivers dedupe on it): SQLite reuses row ids without AUTOINCREMENT
+        sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_purge_notices_due_at"), "purge_notices", ["due_at"])
 

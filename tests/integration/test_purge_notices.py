@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from pymager.config import Settings
 from pymager.domain import DerivedSpec, ImageFormat, ImageId, Mode, Size
 from pymager.errors import PurgeFailed
 from pymager.interfaces import IPurgeOutbox, IPurgeSender
-from pymager.outbox import LEASE, PurgeNotices
+from pymager.outbox import DELAY, LEASE, PurgeNotices
 from tests.functional.conftest import free_port
 from tests.integration.test_registry import make_original
 from tests.receiver import Receiver
@@ -45,9 +46,12 @@ def receiver() -> Iterator[Receiver]:
     running.stop()
 
 
-def notices(registry: SqlRegistry, url: str, clock: Clock, tmp_path: Path) -> PurgeNotices:
+def notices(
+    registry: SqlRegistry, url: str, clock: Clock, tmp_path: Path, delay: float = 0.0
+) -> PurgeNotices:
     settings = Settings.for_directory(tmp_path, public_url="https://cdn.example/")
-    return PurgeNotices(settings, registry, WebhookSender(url, KEY, timeout=5), PrometheusMetrics(), clock)
+    sender = WebhookSender(url, KEY, timeout=5)
+    return PurgeNotices(settings, registry, sender, PrometheusMetrics(), clock, delay=delay)
 
 
 def queue(registry: SqlRegistry, outbox: PurgeNotices, image_id: str, commit: bool = True) -> None:
@@ -96,6 +100,45 @@ def test_a_notice_commits_with_its_transaction_and_is_delivered_signed(
         "at": clock.now.isoformat(),
     }
     assert outbox.pending() == 0
+
+
+def test_a_notice_is_first_due_once_no_host_serves_what_it_announces(
+    registry: SqlRegistry, receiver: Receiver, tmp_path: Path
+) -> None:
+    clock = Clock()
+    outbox = notices(registry, receiver.url, clock, tmp_path, delay=DELAY)
+    queue(registry, outbox, "cat")
+    clock.now += timedelta(seconds=DELAY) - timedelta(milliseconds=1)
+    assert outbox.deliver_due() == 0
+    clock.now += timedelta(milliseconds=1)
+    assert outbox.deliver_due() == 1
+
+
+def test_notice_numbers_are_never_reused(registry: SqlRegistry, receiver: Receiver, tmp_path: Path) -> None:
+    """Receivers drop a delivery number they have seen: an emptied outbox must not give it again."""
+    outbox = notices(registry, receiver.url, Clock(), tmp_path)
+    for image_id in ("a", "b", "c"):
+        queue(registry, outbox, image_id)
+        assert outbox.deliver_due() == 1
+    numbers = [r.headers["X-Pymager-Delivery"] for r in receiver.received]
+    assert [r.notice["id"] for r in receiver.received] == ["a", "b", "c"]
+    assert len(set(numbers)) == 3
+
+
+def test_a_late_failure_does_not_undo_another_deliverers_lease(registry: SqlRegistry, tmp_path: Path) -> None:
+    clock = Clock()
+    outbox = notices(registry, "http://127.0.0.1:1/", clock, tmp_path)
+    queue(registry, outbox, "cat")
+    with registry.unit_of_work() as uow:
+        (seen,) = uow.outbox.due(clock.now, 10)
+    first = replace(seen, attempts=seen.attempts + 1)
+    with registry.unit_of_work(write=True) as uow:
+        assert uow.outbox.lease(seen, clock.now + LEASE)  # the first deliverer; its lease expires
+        assert uow.outbox.lease(first, clock.now + 2 * LEASE)  # a second one leases it again
+        uow.outbox.postpone(first, clock.now, "the first deliverer's late failure")
+        uow.commit()
+    with registry.unit_of_work() as uow:
+        assert uow.outbox.due(clock.now + LEASE, 10) == []  # still the second deliverer's
 
 
 def test_a_failed_delivery_is_retried_later_with_a_growing_delay(

@@ -67,6 +67,7 @@ class _Tables:
     derived: dict[_SpecKey, DerivedRecord] = field(default_factory=dict)
     # number → (notice, due at)
     notices: dict[int, tuple[PurgeNotice, datetime]] = field(default_factory=dict)
+    numbers: int = 0  # the last notice number given
 
 
 @implementer(IOriginalRepository)
@@ -127,8 +128,11 @@ class FakePurgeOutbox:
         self._tables = tables
 
     def add(self, image_id: ImageId, body: str, now: datetime) -> None:
-        number = max(self._tables.notices, default=0) + 1
-        self._tables.notices[number] = (PurgeNotice(number, image_id, body, 0), now)
+        self._tables.numbers += 1  # never reused, as the real outbox's
+        self._tables.notices[self._tables.numbers] = (
+            PurgeNotice(self._tables.numbers, image_id, body, 0),
+            now,
+        )
 
     def due(self, now: datetime, limit: int) -> list[PurgeNotice]:
         waiting = sorted(self._tables.notices.values(), key=lambda entry: (entry[1], entry[0].number))
@@ -141,9 +145,10 @@ class FakePurgeOutbox:
         self._tables.notices[notice.number] = (replace(notice, attempts=notice.attempts + 1), until)
         return True
 
-    def postpone(self, number: int, until: datetime, error: str) -> None:
-        notice, _ = self._tables.notices[number]
-        self._tables.notices[number] = (notice, until)
+    def postpone(self, notice: PurgeNotice, until: datetime, error: str) -> None:
+        current = self._tables.notices.get(notice.number)
+        if current is not None and current[0].attempts == notice.attempts:
+            self._tables.notices[notice.number] = (current[0], until)
 
     def remove(self, number: int) -> None:
         self._tables.notices.pop(number, None)
@@ -239,6 +244,7 @@ class FakeUnitOfWork:
         self._tables.originals.update(snapshot.originals)
         self._tables.derived.update(snapshot.derived)
         self._tables.notices.update(snapshot.notices)
+        self._tables.numbers = snapshot.numbers
         return self
 
     def __exit__(

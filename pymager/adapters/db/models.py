@@ -142,7 +142,9 @@ class PurgeNoticeRow(Base):
     purge) it announces, removed once the webhook accepted it. No foreign key: it outlives its original."""
 
     __tablename__ = "purge_notices"
-    __table_args__ = (Index(None, "due_at"),)
+    # AUTOINCREMENT on SQLite: without it a row id is reused once its row is gone, and receivers
+    # tell deliveries apart by number.
+    __table_args__ = (Index(None, "due_at"), {"sqlite_autoincrement": True})
 
     # INTEGER PRIMARY KEY on SQLite (its row id), a BIGSERIAL-like identity elsewhere.
     number: Mapped[int] = mapped_column(

@@ -402,10 +402,10 @@ class SqlPurgeOutbox:
         )
         return _rowcount(self._session, statement) == 1
 
-    def postpone(self, number: int, until: datetime, error: str) -> None:
+    def postpone(self, notice: PurgeNotice, until: datetime, error: str) -> None:
         statement = (
             update(PurgeNoticeRow)
-            .where(PurgeNoticeRow.number == number)
+            .where(PurgeNoticeRow.number == notice.number, PurgeNoticeRow.attempts == notice.attempts)
             .values(due_at=until, last_error=error[:200])
             .execution_options(synchronize_session=False)
         )
