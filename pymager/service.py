@@ -588,8 +588,15 @@ class ImageService:
             current = uow.originals.lock(spec.image_id)
             if current is None or current.status is not OriginalStatus.READY:
                 raise ImageNotFound(spec.image_id)  # deleted while we rendered
-            replaced = current.original.checksum != original.checksum
-            if replaced or not uow.derived.mark_ready(spec, owner, size, checksum, self._clock(), produced):
+            # Replaced (even by the same bytes), or its derived images purged: what was staged is named
+            # for the original as claimed, which no reader looks for any more.
+            replaced = not _same_upload(current.original, original)
+            renewed = current.original.derived_epoch != original.derived_epoch
+            if (
+                replaced
+                or renewed
+                or not uow.derived.mark_ready(spec, owner, size, checksum, self._clock(), produced)
+            ):
                 raise ServiceUnavailable(f"{spec.image_id} changed while {spec.key} was generated", 1)
             staged.publish()
             uow.commit()

@@ -77,14 +77,20 @@ _CHUNK = 1 << 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def incarnation(original: Original) -> str:
-    """The name of one upload of an id in the bucket's derived keys: its creation time (µs) and the
-    start of its SHA-256, in hex, then how many times its derived images were purged, if ever (a
-    purge renames them, so no host's cache, keyed by this name, serves a purged image)."""
+def upload_name(original: Original) -> str:
+    """The name of one upload of an id: its creation time (µs) and the start of its SHA-256, in hex
+    (what the cache names its original and reduced copies by)."""
     created = original.created if original.created.tzinfo else original.created.replace(tzinfo=UTC)
     micros = (created - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros:x}-{original.checksum[:8]}"
+
+
+def incarnation(original: Original) -> str:
+    """The name of one upload of an id in the bucket's derived keys: its ``upload_name``, then how many
+    times its derived images were purged, if ever (a purge renames them, so no host's cache, keyed by
+    this name, serves a purged image)."""
     purged = f"-p{original.derived_epoch}" if original.derived_epoch else ""
-    return f"{micros:x}-{original.checksum[:8]}{purged}"
+    return f"{upload_name(original)}{purged}"
 
 
 @implementer(IBlobStore)
@@ -112,8 +118,9 @@ class S3BlobStore:
         self.multipart_threshold = multipart_threshold
         self._registry = registry
         self._etag = apache_etag if etag_style == "apache" else nginx_etag
-        self._checked = threading.Lock()
-        self._validated: dict[ImageId, tuple[float, Original]] = {}  # id → (when read, ready original)
+        self._remembering = threading.Lock()
+        # id → (when asked, the ready original, or None: not ready, or forgotten then)
+        self._validated: dict[ImageId, tuple[float, Original | None]] = {}
         self.validation_seconds = VALIDATION_SECONDS
 
     # -- names -----------------------------------------------------------------------------------
@@ -133,34 +140,39 @@ class S3BlobStore:
 
     def current(self, image_id: ImageId) -> Original | None:
         """The ready original ``image_id`` as the registry records it now, or ``None``."""
+        asked = time.monotonic()  # a reading is as old as its question, not its answer
         with self._registry.unit_of_work() as uow:
             record = uow.originals.get(image_id)
-        if record is None or record.status is not OriginalStatus.READY:
-            self._validated.pop(image_id, None)
-            return None
-        original: Original = record.original
-        self._remember(image_id, original)
+        ready = record is not None and record.status is OriginalStatus.READY
+        original: Original | None = record.original if record is not None and ready else None
+        self._remember(image_id, asked, original)
         return original
 
     def validated(self, image_id: ImageId) -> Original | None:
         """What a hit is served on: ``current``, as read within the last ``validation_seconds``. Only
-        ready originals are remembered: an upload is served by every host at once."""
+        ready originals are trusted so: an upload is served by every host at once."""
         seen = self._validated.get(image_id)
-        if seen is not None and time.monotonic() - seen[0] < self.validation_seconds:
+        if seen is not None and seen[1] is not None and time.monotonic() - seen[0] < self.validation_seconds:
             return seen[1]
         return self.current(image_id)
 
-    def _remember(self, image_id: ImageId, original: Original) -> None:
-        now = time.monotonic()
+    def _remember(self, image_id: ImageId, asked: float, original: Original | None) -> None:
+        """Keep the reading asked at ``asked``, unless a later one (or a ``forget``) is kept already:
+        a slow reading from before a delete must not replace what the delete left."""
         if len(self._validated) >= _VALIDATIONS_KEPT:
             for stale in [
-                key for key, (at, _) in list(self._validated.items()) if now - at >= self.validation_seconds
+                key for key, (at, _) in list(self._validated.items()) if asked - at >= self.validation_seconds
             ]:
                 self._validated.pop(stale, None)
-        self._validated[image_id] = (now, original)
+        with self._remembering:
+            kept = self._validated.get(image_id)
+            if kept is None or kept[0] <= asked:
+                self._validated[image_id] = (asked, original)
 
     def forget(self, image_id: ImageId) -> None:
-        self._validated.pop(image_id, None)
+        """Trust no reading of ``image_id`` asked before now (this host deletes it)."""
+        with self._remembering:
+            self._validated[image_id] = (time.monotonic(), None)
 
     def ready_incarnations(self) -> dict[ImageId, str]:
         """The incarnation of every ready original (for the consistency check)."""
@@ -189,10 +201,11 @@ class S3BlobStore:
         self.check()
 
     def open_original(self, image_id: ImageId, image_format: ImageFormat) -> StoredFile | None:
-        original = self.validated(image_id)
+        # Read afresh: generations read originals too, and must read the one they claimed.
+        original = self.current(image_id)
         if original is None:
             return None
-        name = f"originals/{ImageId(image_id)}/{incarnation(original)}"
+        name = f"originals/{ImageId(image_id)}/{upload_name(original)}"
         return self._serve(name, self.original_key(image_id), image_format.mime_type, original.checksum)
 
     def open_derived(self, spec: DerivedSpec) -> StoredFile | None:
@@ -274,10 +287,10 @@ class S3BlobStore:
         return self._exists(self.reduced_key(image_id, side))
 
     def open_reduced(self, image_id: ImageId, side: int) -> BinaryIO | None:
-        original = self.validated(image_id)
+        original = self.current(image_id)  # for a generation: afresh, as open_original
         if original is None:
             return None
-        name = f"reduced/{ImageId(image_id)}/{incarnation(original)}/{int(side)}"
+        name = f"reduced/{ImageId(image_id)}/{upload_name(original)}/{int(side)}"
         stored = self._serve(name, self.reduced_key(image_id, side), "application/octet-stream")
         return None if stored is None else stored.file
 

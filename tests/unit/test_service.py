@@ -9,6 +9,8 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
 from typing import BinaryIO
 
 import pytest
@@ -621,6 +623,8 @@ def test_a_delete_queues_one_purge_notice_delivered_afterwards() -> None:
     ]
     assert world.sender.sent == []  # sent by the deliverer, never inside the request's transaction
     assert world.notices is not None
+    assert world.notices.deliver_due() == 0  # not before every host has stopped serving the image
+    world.now += timedelta(seconds=1)
     assert world.notices.deliver_due() == 1
     assert world.sender.sent == [(notice.number, notice.body.encode())]
     assert world.registry.tables.notices == {}
@@ -647,9 +651,37 @@ def test_an_undelivered_notice_stays_queued() -> None:
     world.service.delete_original("sample")
     world.sender.failing = True
     assert world.notices is not None
+    world.now += timedelta(seconds=1)
     assert world.notices.deliver_due() == 0
     assert len(world.registry.tables.notices) == 1
     assert world.metrics.purge_notices == [False]
+    # a webhook down for weeks: the delay stays at its cap (2 ** attempts would overflow a float)
+    (number,) = world.registry.tables.notices
+    notice, _ = world.registry.tables.notices[number]
+    world.registry.tables.notices[number] = (replace(notice, attempts=5000), world.now)
+    assert world.notices.deliver_due() == 0
+    _, due = world.registry.tables.notices[number]
+    assert due == world.now + timedelta(seconds=600)
+
+
+def test_a_generation_during_a_purge_of_its_originals_images_is_not_published() -> None:
+    world = World(purge_url="https://cdn.example/purge")
+    world.upload("sample", fake_image())
+    world.service.derived_file("sample-10x10.png")
+    world.processor.started.clear()  # set by that generation: wait for the next one's
+    world.processor.gate = threading.Event()
+    errors: list[Exception] = []
+
+    def fetch() -> None:
+        try:
+            world.service.derived_file("sample-20x20.png")
+        except ServiceUnavailable as exc:
+            errors.append(exc)
+
+    race_behind_the_gate(world, fetch, 1, meanwhile=world.repairer.purge_derived)
+    assert len(errors) == 1  # 503: made for the original's derived images before the purge
+    assert world.registry.tables.derived == {}
+    assert world.service.derived_file("sample-20x20.png").file.read()  # made again after it
 
 
 def test_purging_derived_images_renews_them_and_queues_a_notice() -> None:
