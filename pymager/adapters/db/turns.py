@@ -49,9 +49,11 @@ class WriterTurns:
         return self._wait_for_process_turn(deadline)
 
     def release(self) -> None:
-        if self._path is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._threads.release()
+        try:
+            if self._path is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
 
     def _wait_for_process_turn(self, deadline: float) -> bool:
         """``flock`` has no timed wait: block in a helper thread. If the caller gives up first, the
@@ -59,10 +61,20 @@ class WriterTurns:
         other thread of this process can take the file's turn meanwhile on the same descriptor."""
         decided = threading.Lock()
         turn = threading.Event()
+        failed = threading.Event()
         gave_up = False
 
         def block() -> None:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except OSError:
+                with decided:
+                    if gave_up:  # nobody waits for this turn: give the thread turn back
+                        self._threads.release()
+                    else:
+                        failed.set()
+                        turn.set()
+                return
             with decided:
                 if not gave_up:
                     turn.set()
@@ -70,13 +82,15 @@ class WriterTurns:
             self.release()
 
         threading.Thread(target=block, name="pymager-sqlite-writer-turn", daemon=True).start()
-        if turn.wait(max(0.0, deadline - time.monotonic())):
-            return True
+        turn.wait(max(0.0, deadline - time.monotonic()))
         with decided:
-            if turn.is_set():
-                return True
-            gave_up = True
-        return False
+            if not turn.is_set():
+                gave_up = True
+                return False
+        if failed.is_set():
+            self._threads.release()
+            return False
+        return True
 
     def _for_this_process(self) -> None:
         # A forked worker must not share its parent's descriptor: flock locks belong to the open file,
@@ -85,6 +99,10 @@ class WriterTurns:
             return
         with self._opening:
             if self._pid != os.getpid():
+                if self._fd >= 0:
+                    # the parent's descriptor: closed here, never unlocked (the turn may be the parent's)
+                    os.close(self._fd)
+                    self._fd = -1
                 self._threads = threading.Lock()
                 if self._path is not None:
                     self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
