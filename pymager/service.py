@@ -472,22 +472,23 @@ class ImageService:
             # Released without an image: that generation failed or its process died. Try ourselves.
 
     def _generate(self, spec: DerivedSpec, deadline: float) -> None:
-        """Generate ``spec`` while holding its lock: claim it, render it in one of this process's
-        generation slots, then publish it. The slot is held only while the image is rendered: the
-        claim and the publication (registry writes, which on SQLite wait for the one writer's lock, and
-        fsyncs) leave the CPU to the next generation. A failure after the claim, or no slot in time,
-        releases it."""
+        """Generate ``spec`` while holding its lock: claim and render it in one of this process's
+        generation slots, then publish it. The claim is made in the slot: claims made ahead of it
+        competed with renders and hits for the GIL, and hits under a cold flood waited longer
+        (benchmarks/README.md). The slot is given back once the image
+        is rendered: publishing (registry writes, fsyncs) leaves the CPU to the next generation. A
+        failure after the claim releases it."""
         owner = new_owner()
         # Before the claim: a generation refused for room leaves no row.
         self._keep_reserve(0, self._generation_reserve, f"generating {spec.key}")
-        original = self._claim(spec, owner)
-        try:
-            with self._generation_slot(deadline):
+        with self._generation_slot(deadline):
+            original = self._claim(spec, owner)
+            try:
                 started = time.perf_counter()
                 staged, produced = self._render(spec, original)
-        except BaseException:
-            self._release(spec, owner)
-            raise
+            except BaseException:
+                self._release(spec, owner)
+                raise
         try:
             self._publish(spec, original, owner, staged, produced)
         except BaseException:
