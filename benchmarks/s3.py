@@ -19,22 +19,10 @@ from typing import Any
 
 from benchmarks import corpus, load, scenarios, servers
 from benchmarks.modes import Mode
-from benchmarks.stats import percentile
+from benchmarks.stats import ms, summary
 
 STORES = ("filesystem", "s3")
 DEFAULT_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)
-
-
-def _summary(seconds: list[float]) -> dict[str, Any]:
-    return {
-        "p50_ms": _ms(percentile(seconds, 0.5)),
-        "p99_ms": _ms(percentile(seconds, 0.99)),
-        "runs": len(seconds),
-    }
 
 
 def _registries(stack: contextlib.ExitStack, directory: Path) -> tuple[str, dict[str, str]]:
@@ -110,10 +98,10 @@ def _cold(started: dict[str, servers.Process], mode: Mode, image_id: str) -> dic
         count, total = scenarios.generation_seconds(server)
         first, *rest = times[store]
         figures[store] = {
-            **_summary(rest),
-            "first_ms": _ms(first),
+            **summary(rest),
+            "first_ms": ms(first),
             # pymager's own mean generation time (/metrics): render, hash, publish (the upload), record.
-            "generation_mean_ms": _ms((total - before[store][1]) / max(1.0, count - before[store][0])),
+            "generation_mean_ms": ms((total - before[store][1]) / max(1.0, count - before[store][0])),
         }
     return {"cold_200": figures}
 

@@ -14,24 +14,12 @@ from benchmarks.inprocess import Worker
 from benchmarks.modes import Mode
 from benchmarks.pipelines import BEST_VARIANTS
 from benchmarks.servers import Process, RssSampler, process_rss_mb
-from benchmarks.stats import metric, percentile
+from benchmarks.stats import metric, ms, percentile, summary
 
 Size = tuple[int, int]
 SIZES: dict[str, Size] = {"200": (200, 200), "1024": (1024, 768)}
 GENERATED = "pymager_derived_generated_total"
 GENERATION_SECONDS = "pymager_derived_generation_seconds"
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 1)
-
-
-def _summary(seconds: list[float]) -> dict[str, Any]:
-    return {
-        "p50_ms": _ms(percentile(seconds, 0.5)),
-        "p99_ms": _ms(percentile(seconds, 0.99)),
-        "runs": len(seconds),
-    }
 
 
 def _metrics(server: Process) -> str:
@@ -100,18 +88,16 @@ def cold_latency(server: Process, mode: Mode, image_id: str, image: Path) -> dic
                 old_times.append(old.run(image, size))
         count_after, sum_after = generation_seconds(server)
         figures[label] = {
-            "service": _summary(service),
+            "service": summary(service),
             # pymager's own mean generation time (/metrics): the rest of the latency is HTTP and the claim.
-            "service_generation_mean_ms": _ms(
-                (sum_after - sum_before) / max(1.0, count_after - count_before)
-            ),
+            "service_generation_mean_ms": ms((sum_after - sum_before) / max(1.0, count_after - count_before)),
             "inprocess_best": {
-                **_summary(best_times),
+                **summary(best_times),
                 "variant": BEST_VARIANTS[_index(best[label])].name,
                 "pipeline": best[label].pipeline,
             },
-            "inprocess_2011": _summary(old_times),
-            "draft_decode_only": _summary(draft_times),
+            "inprocess_2011": summary(old_times),
+            "draft_decode_only": summary(draft_times),
         }
     figures["peak_rss_mb"] = {
         "inprocess_2011": round(old.peak_rss_mb(), 1),
@@ -134,7 +120,7 @@ def other_cold(server: Process, mode: Mode, samples: tuple[corpus.Sample, ...]) 
             load.timed_get(server.port, f"/derived/{sample.name}-200x{210 + run}.jpg")
             for run in range(mode.other_cold_runs)
         ]
-        figures[sample.name] = _summary(times)
+        figures[sample.name] = summary(times)
     return figures
 
 
@@ -228,11 +214,11 @@ def burst(server: Process, mode: Mode, image_id: str) -> dict[str, Any]:
             "requests": mode.burst_requests,
             "bursts": mode.burst_runs,
             "seconds": round(percentile(bursts, 0.5), 3),
-            "single_generation_ms": _ms(percentile(singles, 0.5)),
-            "hit_burst_ms": _ms(percentile(hit_bursts, 0.5)),
+            "single_generation_ms": ms(percentile(singles, 0.5)),
+            "hit_burst_ms": ms(percentile(hit_bursts, 0.5)),
             "all_seconds": [round(value, 3) for value in bursts],
-            "all_single_ms": [_ms(value) for value in singles],
-            "all_hit_burst_ms": [_ms(value) for value in hit_bursts],
+            "all_single_ms": [ms(value) for value in singles],
+            "all_hit_burst_ms": [ms(value) for value in hit_bursts],
             "generations_per_burst": generated / mode.burst_runs,
             "non_200": non_200,
         }
@@ -332,9 +318,9 @@ def cold_flood(server: Process, mode: Mode, image_id: str) -> dict[str, Any]:
         "seconds": round(result.seconds, 2),
         "generations": generations(server) - before,
         "cold_statuses": {str(status): count for status, count in result.cold_statuses.items()},
-        "arrival_stall_ms": _ms(result.arrival_seconds),
-        "hits": {**_summary(hits), "max_ms": _ms(max(hits))},
-        "health": {**_summary(health), "max_ms": _ms(max(health))},
+        "arrival_stall_ms": ms(result.arrival_seconds),
+        "hits": {**summary(hits), "max_ms": ms(max(hits))},
+        "health": {**summary(health), "max_ms": ms(max(health))},
     }
 
 
@@ -367,7 +353,7 @@ def slow_clients(shipped_url: str, mode: Mode) -> dict[str, Any]:
 
     def figures(times: dict[str, list[float]]) -> dict[str, Any]:
         return {
-            name: {**_summary(times[path]), "max_ms": _ms(max(times[path]))}
+            name: {**summary(times[path]), "max_ms": ms(max(times[path]))}
             for name, path in zip(("hit", "health"), paths, strict=True)
         }
 
@@ -378,5 +364,5 @@ def slow_clients(shipped_url: str, mode: Mode) -> dict[str, Any]:
         "requests": mode.slow_requests,
         "with_slow": figures(beside),
         "without_slow": figures(alone),
-        "slowest_ms": _ms(max(value for values in beside.values() for value in values)),
+        "slowest_ms": ms(max(value for values in beside.values() for value in values)),
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -24,3 +25,16 @@ def metric(text: str, name: str) -> float:
             if sample.name == name and not sample.labels:
                 return float(sample.value)
     return 0.0
+
+
+def ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def summary(seconds: list[float]) -> dict[str, Any]:
+    """p50 and p99 in ms of timings in seconds, and how many there were."""
+    return {
+        "p50_ms": ms(percentile(seconds, 0.5)),
+        "p99_ms": ms(percentile(seconds, 0.99)),
+        "runs": len(seconds),
+    }
