@@ -174,6 +174,15 @@ def _service(
     return ImageService(settings, registry, blobs, processor, locks, metrics, notices=notices)
 
 
+def _deliver_before_exit(notices: PurgeNotices) -> None:
+    """A tool's notices: sent now if the webhook answers; otherwise the servers' deliverers retry them
+    from the outbox, and the tool's own work still stands."""
+    try:
+        notices.deliver_soon()
+    except ServiceUnavailable as exc:
+        log.warning("purge notices left for the servers to deliver: %s", exc.detail)
+
+
 def check_consistency(settings: Settings, repair: bool) -> list[Finding]:
     """Compare the registry with the data directory; with ``repair``, fix what is found."""
     blobs, registry = _open_storage(settings)
@@ -187,10 +196,7 @@ def check_consistency(settings: Settings, repair: bool) -> list[Finding]:
         )
         findings = repairer.run(repair)
         if notices is not None and findings:
-            try:
-                notices.deliver_soon()
-            except ServiceUnavailable as exc:
-                log.warning("purge notices left for the servers to deliver: %s", exc.detail)
+            _deliver_before_exit(notices)
         return findings
     finally:
         registry.dispose()
@@ -216,11 +222,7 @@ def purge_derived(settings: Settings, image_ids: list[str] | None) -> list[str]:
         notices = _notices(settings, registry, PrometheusMetrics())
         purged = Repairer(settings, registry, blobs, _inventory(blobs), notices=notices).purge_derived(ids)
         if notices is not None and purged:
-            # Now if the webhook answers; otherwise the servers' deliverers retry from the outbox.
-            try:
-                notices.deliver_soon()
-            except ServiceUnavailable as exc:
-                log.warning("purge notices left for the servers to deliver: %s", exc.detail)
+            _deliver_before_exit(notices)
     finally:
         registry.dispose()
     return [spec.key for spec in purged]

@@ -63,7 +63,7 @@ class Repairer:
     ) -> None:
         """``rebuild_reduced`` makes an original's reduced copies again (``ImageService.rebuild_reduced``);
         without it a missing copy is reported, and derivations keep reading the original. ``notices``
-        tell the CDN of purged derived images."""
+        tell the CDN of purged derived images and of originals whose delete a repair finishes."""
         self._settings = settings
         self._registry = registry
         self._blobs = blobs
@@ -76,11 +76,12 @@ class Repairer:
         """Remove the published derived images of ``image_ids`` (of every original when ``None``) and
         their rows, so that the next request makes them again with the current pipeline; return what was
         removed. Safe beside running servers: each original's are removed under its row lock, which
-        generations publish under, and only while their rows are ready (a generation in progress
-        publishes what the current pipeline makes). Each purge counts one more ``derived_epoch``, which
-        renames the original's derived objects in a bucket, so that no host's cache serves a purged
-        image, and queues a CDN purge notice, both in the same transaction. A crash half-way leaves a
-        ready row without its file, which a request makes again (and ``--repair`` removes)."""
+        generations publish under, and only while their rows are ready (a generation in progress fails
+        its publication, named for the epoch before, and the next request makes it). Each purge counts
+        one more ``derived_epoch``, which renames the original's derived objects in a bucket, so that no
+        host's cache serves a purged image, and queues a CDN purge notice, both in the same transaction.
+        A crash half-way leaves a ready row without its file, which a request makes again (and
+        ``--repair`` removes)."""
         with self._registry.unit_of_work() as uow:
             having = sorted(
                 {

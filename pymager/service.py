@@ -475,9 +475,8 @@ class ImageService:
         """Generate ``spec`` while holding its lock: claim and render it in one of this process's
         generation slots, then publish it. The claim is made in the slot: claims made ahead of it
         competed with renders and hits for the GIL, and hits under a cold flood waited longer
-        (benchmarks/README.md). The slot is given back once the image
-        is rendered: publishing (registry writes, fsyncs) leaves the CPU to the next generation. A
-        failure after the claim releases it."""
+        (benchmarks/README.md). The slot is given back once the image is rendered: publishing (registry
+        writes, fsyncs) leaves the CPU to the next generation. A failure after the claim releases it."""
         owner = new_owner()
         # Before the claim: a generation refused for room leaves no row.
         self._keep_reserve(0, self._generation_reserve, f"generating {spec.key}")

@@ -67,9 +67,9 @@ log = logging.getLogger(__name__)
 
 # How long a thread waits for another thread's download of the same object into the cache.
 DOWNLOAD_TIMEOUT = 60.0
-# How long a host serves hits on the registry's word that an original is ready (and of which
-# incarnation): a DELETE, replace or purge on another host reaches every host within it (the bound is
-# 1 s); this host's own deletes take effect at once. Writes, generations and repairs read afresh.
+# How long a process serves hits on the registry's word that an original is ready (and of which
+# incarnation): a DELETE, replace or purge elsewhere reaches every process within it (the bound is
+# 1 s); the process's own deletes take effect at once. Writes, generations and repairs read afresh.
 VALIDATION_SECONDS = 0.5
 _VALIDATIONS_KEPT = 4096  # entries before the expired ones are swept
 _DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
@@ -121,6 +121,7 @@ class S3BlobStore:
         self._remembering = threading.Lock()
         # id → (when asked, the ready original, or None: not ready, or forgotten then)
         self._validated: dict[ImageId, tuple[float, Original | None]] = {}
+        self._swept = 0.0  # when the expired readings were last swept out
         self.validation_seconds = VALIDATION_SECONDS
 
     # -- names -----------------------------------------------------------------------------------
@@ -144,7 +145,7 @@ class S3BlobStore:
         with self._registry.unit_of_work() as uow:
             record = uow.originals.get(image_id)
         ready = record is not None and record.status is OriginalStatus.READY
-        original: Original | None = record.original if record is not None and ready else None
+        original: Original | None = record.original if ready and record is not None else None
         self._remember(image_id, asked, original)
         return original
 
@@ -159,7 +160,10 @@ class S3BlobStore:
     def _remember(self, image_id: ImageId, asked: float, original: Original | None) -> None:
         """Keep the reading asked at ``asked``, unless a later one (or a ``forget``) is kept already:
         a slow reading from before a delete must not replace what the delete left."""
-        if len(self._validated) >= _VALIDATIONS_KEPT:
+        # Swept at most once a window: with more ids than that read in one, a sweep on every read would
+        # scan them all on the hits' path.
+        if len(self._validated) >= _VALIDATIONS_KEPT and asked - self._swept >= self.validation_seconds:
+            self._swept = asked
             for stale in [
                 key for key, (at, _) in list(self._validated.items()) if asked - at >= self.validation_seconds
             ]:
